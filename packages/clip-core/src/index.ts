@@ -1,0 +1,6 @@
+export * from './errors.js';
+export * from './rng.js';
+export * from './backend.js';
+export * from './encoder.js';
+export * from './ops.js';
+export { addKernelFill } from './kernels/index.js';
