@@ -1,1 +1,2 @@
-export {};
+export { buildProgram, runCli } from './cli.js';
+export type { CliIO } from './cli.js';
