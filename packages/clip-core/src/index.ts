@@ -4,3 +4,4 @@ export * from './backend.js';
 export * from './encoder.js';
 export * from './ops.js';
 export { addKernelFill } from './kernels/index.js';
+export * from './preprocess.js';

@@ -2,11 +2,19 @@ import type { Command } from 'commander';
 import type { CliIO } from '../cli.js';
 import { registerForward } from './forward.js';
 import { registerDataStats } from './data-stats.js';
-import { registerTrainCommands } from './train-commands.js';
+import { registerTrain } from './train.js';
+import { registerEval } from './eval.js';
+import { registerZeroshot } from './zeroshot.js';
+import { registerEmbed } from './embed.js';
+import { registerDemo } from './demo.js';
 
 /** Each command lives in its own file; this only wires them into the program. */
 export function registerCommands(program: Command, io: CliIO): void {
   registerForward(program, io);
   registerDataStats(program, io);
-  registerTrainCommands(program, io);
+  registerTrain(program, io);
+  registerEval(program, io);
+  registerZeroshot(program, io);
+  registerEmbed(program, io);
+  registerDemo(program, io);
 }

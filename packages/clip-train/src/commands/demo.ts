@@ -2,4 +2,4 @@ import type { Command } from 'commander';
 import type { CliIO } from '../cli.js';
 
 // Placeholder until its issue lands: registers no command yet.
-export function registerTrainCommands(_program: Command, _io: CliIO): void {}
+export function registerDemo(_program: Command, _io: CliIO): void {}
