@@ -5,3 +5,4 @@ export * from './encoder.js';
 export * from './ops.js';
 export { addKernelFill } from './kernels/index.js';
 export * from './preprocess.js';
+export * from './stats.js';
