@@ -6,3 +6,5 @@ export * from './ops.js';
 export { addKernelFill } from './kernels/index.js';
 export * from './preprocess.js';
 export * from './stats.js';
+export * from './atomic.js';
+export * from './safetensors.js';
