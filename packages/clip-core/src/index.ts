@@ -8,3 +8,4 @@ export * from './preprocess.js';
 export * from './stats.js';
 export * from './atomic.js';
 export * from './safetensors.js';
+export * from './loss.js';
