@@ -9,3 +9,5 @@ export * from './stats.js';
 export * from './atomic.js';
 export * from './safetensors.js';
 export * from './loss.js';
+export * from './state-dict.js';
+export * from './projection-head.js';
