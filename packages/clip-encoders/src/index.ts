@@ -1,1 +1,8 @@
 export {};
+// Towers (importing this package registers model_type vit / distilbert with the core registry).
+export * from './vit.js';
+export * from './distilbert.js';
+export * from './attention.js';
+export * from './hf-load.js';
+export { normalInit, truncNormalInit } from './init.js';
+export type { TowerOptions, ActivationName } from './layers.js';

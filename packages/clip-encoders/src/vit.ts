@@ -1,0 +1,306 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { z } from 'zod';
+import {
+  ConfigError,
+  formatZodIssues,
+  layerNorm,
+  linear,
+  registerImageEncoder,
+  Rng,
+  ShapeError,
+  type EncodeOptions,
+  type EncoderConfig,
+  type ImageEncoder,
+  type ImageInput,
+  type NamedVariable,
+  type TensorData,
+} from '@clip-ts/core';
+import { multiHeadAttention } from './attention.js';
+import { truncNormalInit } from './init.js';
+import { ACTIVATIONS, activation, firstToken, SeededDropout, type TowerOptions } from './layers.js';
+import { TowerWeights, type WeightGroup, type WeightLayout } from './weights.js';
+
+/**
+ * ViT image tower with the semantics and weight names of HF transformers' `ViTModel`
+ * (modeling_vit.py): patch embedding → [CLS] + position embeddings → pre-LN encoder layers → final
+ * LayerNorm → optional pooler (dense + tanh on [CLS]).
+ */
+
+const positiveInt = z.number().int().positive();
+const rate = z.number().min(0).max(1);
+
+/** HF ViTConfig keys (defaults = HF's), plus clip-ts' `feature` and `add_pooling_layer`. Extra keys are kept. */
+export const ViTConfigSchema = z
+  .looseObject({
+    model_type: z.literal('vit'),
+    hidden_size: positiveInt.default(768),
+    num_hidden_layers: z.number().int().min(0).default(12),
+    num_attention_heads: positiveInt.default(12),
+    intermediate_size: positiveInt.default(3072),
+    hidden_act: z.enum(ACTIVATIONS).default('gelu'),
+    hidden_dropout_prob: rate.default(0),
+    attention_probs_dropout_prob: rate.default(0),
+    initializer_range: z.number().positive().default(0.02),
+    layer_norm_eps: z.number().positive().default(1e-12),
+    image_size: z.union([positiveInt, z.tuple([positiveInt, positiveInt])]).default(224),
+    patch_size: z.union([positiveInt, z.tuple([positiveInt, positiveInt])]).default(16),
+    num_channels: positiveInt.default(3),
+    qkv_bias: z.boolean().default(true),
+    /** ViTModel(add_pooling_layer=...): build the pooler. Default: only when `feature` is 'pooler'. */
+    add_pooling_layer: z.boolean().optional(),
+    /** What `encode` returns: [CLS] of the last hidden state (the reference) or the pooler output. */
+    feature: z.enum(['cls', 'pooler']).default('cls'),
+  })
+  .superRefine((c, ctx) => {
+    if (c.hidden_size % c.num_attention_heads !== 0) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['hidden_size'],
+        message: `hidden_size ${c.hidden_size} is not a multiple of num_attention_heads ${c.num_attention_heads}`,
+      });
+    }
+    const [ih, iw] = pair(c.image_size);
+    const [ph, pw] = pair(c.patch_size);
+    if (ih % ph !== 0 || iw % pw !== 0) {
+      ctx.addIssue({ code: 'custom', path: ['image_size'], message: `image_size ${ih}x${iw} is not divisible by patch_size ${ph}x${pw}` });
+    }
+    if (c.feature === 'pooler' && c.add_pooling_layer === false) {
+      ctx.addIssue({ code: 'custom', path: ['feature'], message: "feature 'pooler' needs add_pooling_layer: true" });
+    }
+  });
+
+export type ViTConfig = z.infer<typeof ViTConfigSchema>;
+
+function pair(v: number | [number, number]): [number, number] {
+  return typeof v === 'number' ? [v, v] : v;
+}
+
+/** Validate a ViT config (an HF config.json object); `source` names it in the ConfigError. */
+export function parseViTConfig(raw: unknown, source = 'ViT config'): ViTConfig {
+  const r = ViTConfigSchema.safeParse(raw);
+  if (!r.success) throw new ConfigError(`${source}: invalid ViT config:\n${formatZodIssues(r.error.issues)}`);
+  return r.data;
+}
+
+export interface ViTOutput {
+  /** [batch, 1 + numPatches, hidden], after the final LayerNorm. */
+  lastHiddenState: tf.Tensor3D;
+  /** [batch, hidden] = tanh(dense(CLS)); present when the model has a pooler. */
+  poolerOutput?: tf.Tensor2D;
+}
+
+interface Dense {
+  kernel: tf.Tensor2D;
+  bias?: tf.Tensor1D;
+}
+interface Norm {
+  gamma: tf.Tensor1D;
+  beta: tf.Tensor1D;
+}
+interface ViTLayer {
+  layernorm_before: Norm;
+  query: Dense;
+  key: Dense;
+  value: Dense;
+  attention_output: Dense;
+  layernorm_after: Norm;
+  intermediate: Dense;
+  output: Dense;
+}
+
+export class ViTModel implements ImageEncoder {
+  readonly config: ViTConfig;
+  readonly hiddenSize: number;
+  readonly hasPooler: boolean;
+  private readonly weights = new TowerWeights('vit');
+  private readonly dropout: SeededDropout;
+  private readonly imageHW: [number, number];
+  private readonly patchHW: [number, number];
+  private readonly numPatches: number;
+  private readonly clsToken: tf.Variable;
+  private readonly positionEmbeddings: tf.Variable;
+  private readonly projection: Dense;
+  private readonly layers: ViTLayer[] = [];
+  private readonly layernorm: Norm;
+  private readonly pooler?: Dense;
+
+  /** Build from a config with fresh weights initialised as HF's ViTPreTrainedModel does (seeded). */
+  constructor(config: EncoderConfig | ViTConfig, options: TowerOptions = {}) {
+    const c = parseViTConfig(config);
+    this.config = c;
+    this.hiddenSize = c.hidden_size;
+    this.hasPooler = c.add_pooling_layer ?? c.feature === 'pooler';
+    this.imageHW = pair(c.image_size);
+    this.patchHW = pair(c.patch_size);
+    this.numPatches = (this.imageHW[0] / this.patchHW[0]) * (this.imageHW[1] / this.patchHW[1]);
+    const rng = new Rng(options.seed ?? 0);
+    const random = options.initialize ?? true;
+    this.dropout = new SeededDropout(rng.fork(1));
+    const D = c.hidden_size;
+    const std = c.initializer_range;
+    const size = (shape: number[]): number => shape.reduce((a, b) => a * b, 1);
+    // HF _init_weights: trunc_normal(std) for Linear/Conv2d weights and the cls/position embeddings,
+    // zero biases, LayerNorm ones/zeros.
+    const add = (name: string, shape: number[], layout: WeightLayout, group: WeightGroup, init: 'normal' | 'zeros' | 'ones') => {
+      const data =
+        init === 'normal' && random ? truncNormalInit(rng, size(shape), std) : new Float32Array(size(shape)).fill(init === 'ones' ? 1 : 0);
+      const noDecay = layout === 'plain' && shape.length === 1;
+      return this.weights.add(name, shape, layout, data, { noDecay, group });
+    };
+    const dense = (name: string, out: number, inp: number, group: WeightGroup, bias = true): Dense => ({
+      kernel: add(`${name}.weight`, [out, inp], 'linear', group, 'normal') as tf.Tensor as tf.Tensor2D,
+      bias: bias ? (add(`${name}.bias`, [out], 'plain', group, 'zeros') as tf.Tensor as tf.Tensor1D) : undefined,
+    });
+    const norm = (name: string, group: WeightGroup): Norm => ({
+      gamma: add(`${name}.weight`, [D], 'plain', group, 'ones') as tf.Tensor as tf.Tensor1D,
+      beta: add(`${name}.bias`, [D], 'plain', group, 'zeros') as tf.Tensor as tf.Tensor1D,
+    });
+
+    this.clsToken = add('embeddings.cls_token', [1, 1, D], 'plain', 'embeddings', 'normal');
+    this.positionEmbeddings = add('embeddings.position_embeddings', [1, this.numPatches + 1, D], 'plain', 'embeddings', 'normal');
+    const [ph, pw] = this.patchHW;
+    this.projection = {
+      kernel: add('embeddings.patch_embeddings.projection.weight', [D, c.num_channels, ph, pw], 'patch', 'embeddings', 'normal') as tf.Tensor as tf.Tensor2D,
+      bias: add('embeddings.patch_embeddings.projection.bias', [D], 'plain', 'embeddings', 'zeros') as tf.Tensor as tf.Tensor1D,
+    };
+    for (let i = 0; i < c.num_hidden_layers; i++) {
+      const p = `encoder.layer.${i}.`;
+      this.layers.push({
+        layernorm_before: norm(`${p}layernorm_before`, i),
+        query: dense(`${p}attention.attention.query`, D, D, i, c.qkv_bias),
+        key: dense(`${p}attention.attention.key`, D, D, i, c.qkv_bias),
+        value: dense(`${p}attention.attention.value`, D, D, i, c.qkv_bias),
+        attention_output: dense(`${p}attention.output.dense`, D, D, i),
+        layernorm_after: norm(`${p}layernorm_after`, i),
+        intermediate: dense(`${p}intermediate.dense`, c.intermediate_size, D, i),
+        output: dense(`${p}output.dense`, D, c.intermediate_size, i),
+      });
+    }
+    this.layernorm = norm('layernorm', 'head');
+    if (this.hasPooler) this.pooler = dense('pooler.dense', D, D, 'head');
+  }
+
+  /**
+   * Run the tower on pixel_values [batch, channels, height, width] (NCHW float32, as HF). The caller
+   * owns the returned tensors; `pixels` is not disposed.
+   */
+  forward(pixels: ImageInput, options: EncodeOptions = {}): ViTOutput {
+    return this.run(pixels, options.training ?? false, this.hasPooler);
+  }
+
+  /** [batch, hidden]: CLS of the last hidden state, or the pooler output (config `feature`). Caller owns it. */
+  encode(pixels: ImageInput, options: EncodeOptions = {}): tf.Tensor2D {
+    const usePooler = this.config.feature === 'pooler';
+    return tf.tidy(() => {
+      const out = this.run(pixels, options.training ?? false, usePooler);
+      return usePooler ? (out.poolerOutput as tf.Tensor2D) : firstToken(out.lastHiddenState);
+    });
+  }
+
+  private checkInput(pixels: ImageInput): void {
+    const [ih, iw] = this.imageHW;
+    const C = this.config.num_channels;
+    const s = pixels.shape as number[];
+    if (s.length !== 4) {
+      throw new ShapeError(`ViT: pixel_values must be [batch, ${C}, ${ih}, ${iw}] (NCHW), got a rank-${s.length} tensor [${s.join(', ')}]`);
+    }
+    if (s[1] !== C) {
+      throw new ShapeError(`ViT: pixel_values has ${s[1]} channels (shape [${s.join(', ')}]); the model expects num_channels ${C} (NCHW)`);
+    }
+    if (s[2] !== ih || s[3] !== iw) {
+      throw new ShapeError(`ViT: input image size ${s[2]}x${s[3]} (shape [${s.join(', ')}]) doesn't match the model's image_size ${ih}x${iw}`);
+    }
+  }
+
+  private run(pixels: ImageInput, training: boolean, withPooler: boolean): ViTOutput {
+    this.checkInput(pixels);
+    const c = this.config;
+    const D = c.hidden_size;
+    const eps = c.layer_norm_eps;
+    const drop = (x: tf.Tensor, r: number): tf.Tensor => this.dropout.apply(x, r, training);
+    return tf.tidy(() => {
+      const B = pixels.shape[0];
+      const C = c.num_channels;
+      const [ph, pw] = this.patchHW;
+      const gh = this.imageHW[0] / ph;
+      const gw = this.imageHW[1] / pw;
+      // ViTPatchEmbeddings: Conv2d(k = stride = patch) is a dense layer on non-overlapping patches, each
+      // flattened (c, kh, kw) like the conv weight; patches in row-major (gh, gw) order like flatten(2).
+      const x = pixels.dtype === 'float32' ? pixels : tf.cast(pixels, 'float32');
+      const patches = tf.reshape(
+        tf.transpose(tf.reshape(x, [B, C, gh, ph, gw, pw]), [0, 2, 4, 1, 3, 5]),
+        [B * gh * gw, C * ph * pw],
+      );
+      const embedded = tf.reshape(linear(patches, this.projection.kernel, this.projection.bias), [B, gh * gw, D]);
+      // ViTEmbeddings: prepend [CLS], then add position embeddings (which include the CLS slot).
+      const cls = tf.tile(this.clsToken, [B, 1, 1]);
+      let h: tf.Tensor = tf.add(tf.concat([cls, embedded], 1), this.positionEmbeddings);
+      h = drop(h, c.hidden_dropout_prob);
+      for (const l of this.layers) {
+        // ViTLayer (pre-LN): h + attention(layernorm_before(h)); then h + mlp(layernorm_after(h)).
+        const t = layerNorm(h, l.layernorm_before.gamma, l.layernorm_before.beta, eps);
+        const q = linear(t, l.query.kernel, l.query.bias) as tf.Tensor3D;
+        const k = linear(t, l.key.kernel, l.key.bias) as tf.Tensor3D;
+        const v = linear(t, l.value.kernel, l.value.bias) as tf.Tensor3D;
+        const ctx = multiHeadAttention(q, k, v, c.num_attention_heads, {
+          dropout: (p) => drop(p, c.attention_probs_dropout_prob),
+        });
+        const attn = drop(linear(ctx, l.attention_output.kernel, l.attention_output.bias), c.hidden_dropout_prob);
+        h = tf.add(attn, h);
+        const u = layerNorm(h, l.layernorm_after.gamma, l.layernorm_after.beta, eps);
+        const inter = activation(c.hidden_act, linear(u, l.intermediate.kernel, l.intermediate.bias));
+        h = tf.add(drop(linear(inter, l.output.kernel, l.output.bias), c.hidden_dropout_prob), h);
+      }
+      const lastHiddenState = layerNorm(h, this.layernorm.gamma, this.layernorm.beta, eps) as tf.Tensor3D;
+      if (!withPooler || !this.pooler) return { lastHiddenState };
+      // ViTPooler: tanh(dense(first token)).
+      const poolerOutput = tf.tanh(linear(firstToken(lastHiddenState), this.pooler.kernel, this.pooler.bias)) as tf.Tensor2D;
+      return { lastHiddenState, poolerOutput };
+    });
+  }
+
+  namedVariables(): NamedVariable[] {
+    return this.weights.named();
+  }
+
+  /** Trainable weights the forward pass uses (the pooler only counts when `feature` is 'pooler'). */
+  trainableVariables(): tf.Variable[] {
+    const poolerUnused = this.config.feature !== 'pooler';
+    return this.weights.trainable((name) => poolerUnused && name.startsWith('pooler.'));
+  }
+
+  freeze(): void {
+    this.weights.setTrainable(false);
+  }
+
+  unfreeze(): void {
+    this.weights.setTrainable(true);
+  }
+
+  /** Train only the last `n` encoder layers plus the final LayerNorm and pooler; embeddings frozen. */
+  freezeAllButLast(n: number): void {
+    this.weights.freezeAllButLast(n, this.config.num_hidden_layers);
+  }
+
+  get frozen(): boolean {
+    return this.weights.frozen;
+  }
+
+  stateDict(): Map<string, tf.Tensor> {
+    return this.weights.stateDict();
+  }
+
+  loadStateDict(weights: ReadonlyMap<string, TensorData>, source: string): void {
+    this.weights.load(weights, source);
+  }
+
+  getConfig(): EncoderConfig {
+    return { ...this.config, add_pooling_layer: this.hasPooler };
+  }
+
+  dispose(): void {
+    this.weights.dispose();
+  }
+}
+
+registerImageEncoder('vit', (config, options) => new ViTModel(config, options));
