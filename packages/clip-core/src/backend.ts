@@ -5,6 +5,8 @@ import '@tensorflow/tfjs-layers';
 import '@tensorflow/tfjs-backend-cpu';
 import { BackendError } from './errors.js';
 import { registerKernelFills } from './kernels/index.js';
+// Adds the wasm UnsortedSegmentSum fill (gradient of gather) to the fills registerKernelFills installs.
+import './kernels/unsorted-segment-sum.js';
 
 export const BACKEND_NAMES = ['auto', 'tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'] as const;
 export type BackendName = (typeof BACKEND_NAMES)[number];
