@@ -1,0 +1,42 @@
+import type * as tf from '@tensorflow/tfjs-core';
+import type { NamedVariable } from '@clip-ts/core';
+
+/** Per-batch or per-epoch numbers handed to callbacks (`loss`, `val_loss`, `val_top1`, `lr_heads`, ...). */
+export type Logs = Record<string, number>;
+
+/** Anything that yields the batches of one epoch; the same epoch number must give the same batches. */
+export interface BatchSource<B> {
+  batches(epoch: number): AsyncIterable<B>;
+}
+
+/** What an evaluation step produces; the caller owns (and disposes) every tensor. */
+export interface EvalOutputs {
+  loss: tf.Scalar;
+  /** [B, D] image embeddings (normalised or not: only their directions are used). */
+  imageEmbeds: tf.Tensor2D;
+  /** [B, D] text embeddings; row i is the caption paired with image i. */
+  textEmbeds: tf.Tensor2D;
+}
+
+/**
+ * How the trainer turns a batch into a loss. The plain implementation runs the towers (`modelTask`); the
+ * frozen-feature cache runs the heads on cached features. Both go through the same loop.
+ */
+export interface TrainTask<B> {
+  /** Training loss of one batch (dropout on), a NEW scalar; called inside tf.variableGrads. */
+  trainLoss(batch: B): tf.Scalar;
+  /** Loss and embeddings with training behaviour off; NEW tensors the caller owns. */
+  evalOutputs(batch: B): EvalOutputs;
+  /** Number of pairs in the batch (for weighting means). */
+  batchSize(batch: B): number;
+  /** Free the batch's tensors once the trainer is done with it. */
+  disposeBatch(batch: B): void;
+}
+
+/** The weights side of a model as the trainer needs it; CLIPModel implements it. */
+export interface TrainableModel {
+  /** Every weight with its checkpoint name (vision_model.*, text_model.*, heads, logit_scale). */
+  namedVariables(): NamedVariable[];
+  /** Write a checkpoint directory (config + weights), atomically per file. */
+  save(dir: string): Promise<void>;
+}
