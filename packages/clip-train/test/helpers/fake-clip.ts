@@ -41,11 +41,11 @@ export class FakeClip implements TrainableModel {
   }
 
   imageFeatures(x: tf.Tensor2D): tf.Tensor2D {
-    return tf.tidy(() => tf.tanh(tf.add(tf.matMul(x, this.v('vision_model.dense.weight')), this.v('vision_model.dense.bias'))));
+    return tf.tidy(() => tf.tanh(tf.add(tf.matMul(x, this.v('vision_model.dense.weight')), this.v('vision_model.dense.bias'))) as tf.Tensor2D);
   }
 
   textFeatures(y: tf.Tensor2D): tf.Tensor2D {
-    return tf.tidy(() => tf.tanh(tf.matMul(y, this.v('text_model.dense.weight'))));
+    return tf.tidy(() => tf.tanh(tf.matMul(y, this.v('text_model.dense.weight'))) as tf.Tensor2D);
   }
 
   project(fi: tf.Tensor2D, ft: tf.Tensor2D): { img: tf.Tensor2D; txt: tf.Tensor2D } {
