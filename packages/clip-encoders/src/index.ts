@@ -6,3 +6,8 @@ export * from './attention.js';
 export * from './hf-load.js';
 export { normalInit, truncNormalInit } from './init.js';
 export type { TowerOptions, ActivationName } from './layers.js';
+// Preprocessing (encoders-io).
+export * from './errors.js';
+export * from './tokenizer.js';
+export * from './image-processor.js';
+export { resizeRgb8, type ResampleFilter } from './resample.js';

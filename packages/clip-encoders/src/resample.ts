@@ -1,0 +1,196 @@
+/**
+ * Pillow's `Image.resize` resampling (libImaging/Resample.c), transcribed so that our preprocessing gives
+ * the same pixels as the reference pipeline (torchvision `Resize` on PIL images, HF image processors).
+ *
+ * Why not sharp's resize: libvips aligns pixel corners when enlarging (a 4→8 ramp comes out
+ * [0,50,100,…] where Pillow gives [0,25,75,…]), which shifts an upscaled CIFAR image by up to half a source
+ * pixel (up to ~130/255 on edges); its reducing kernels also differ (lanczos3 by default). This
+ * implementation matches Pillow bit for bit: a separable convolution whose filter support is widened by
+ * the scale factor when shrinking (antialiasing), 22-bit fixed-point weights, a uint8-rounded horizontal
+ * pass, then a vertical pass.
+ */
+
+export type ResampleFilter = 'nearest' | 'box' | 'bilinear' | 'hamming' | 'bicubic' | 'lanczos';
+
+interface FilterDef {
+  support: number;
+  fn: (x: number) => number;
+}
+
+function sinc(x: number): number {
+  if (x === 0) return 1;
+  const px = x * Math.PI;
+  return Math.sin(px) / px;
+}
+
+const FILTERS: Record<Exclude<ResampleFilter, 'nearest'>, FilterDef> = {
+  box: { support: 0.5, fn: (x) => (x > -0.5 && x <= 0.5 ? 1 : 0) },
+  bilinear: {
+    support: 1,
+    fn: (x) => {
+      const a = Math.abs(x);
+      return a < 1 ? 1 - a : 0;
+    },
+  },
+  hamming: {
+    support: 1,
+    fn: (x) => {
+      const a = Math.abs(x);
+      if (a === 0) return 1;
+      if (a >= 1) return 0;
+      const px = a * Math.PI;
+      return (Math.sin(px) / px) * (0.54 + 0.46 * Math.cos(px));
+    },
+  },
+  bicubic: {
+    support: 2,
+    fn: (x) => {
+      const a = -0.5;
+      const t = Math.abs(x);
+      if (t < 1) return ((a + 2) * t - (a + 3)) * t * t + 1;
+      if (t < 2) return (((t - 5) * t + 8) * t - 4) * a;
+      return 0;
+    },
+  },
+  lanczos: {
+    support: 3,
+    fn: (x) => (x > -3 && x < 3 ? sinc(x) * sinc(x / 3) : 0),
+  },
+};
+
+const PRECISION_BITS = 32 - 8 - 2;
+const ONE = 2 ** PRECISION_BITS;
+const HALF = 2 ** (PRECISION_BITS - 1);
+
+/** Per-output-pixel source window and integer weights for one axis. */
+export interface AxisCoeffs {
+  /** First source index per output pixel. */
+  start: Int32Array;
+  /** Number of taps per output pixel. */
+  count: Int32Array;
+  /** Taps, `stride` per output pixel (fixed point, 2^22 = 1). */
+  weights: Float64Array;
+  stride: number;
+}
+
+/** Pillow's precompute_coeffs + normalize_coeffs_8bpc. */
+function computeCoeffs(inSize: number, outSize: number, filter: ResampleFilter): AxisCoeffs {
+  if (filter === 'nearest') {
+    // Pillow's NEAREST resize is an affine transform sampling floor((x + 0.5) * scale).
+    const scale = inSize / outSize;
+    const start = new Int32Array(outSize);
+    for (let x = 0; x < outSize; x++) start[x] = Math.min(inSize - 1, Math.floor((x + 0.5) * scale));
+    return { start, count: new Int32Array(outSize).fill(1), weights: new Float64Array(outSize).fill(ONE), stride: 1 };
+  }
+  const { support: baseSupport, fn } = FILTERS[filter];
+  const scale = inSize / outSize;
+  const filterscale = Math.max(scale, 1);
+  const support = baseSupport * filterscale;
+  const stride = Math.ceil(support) * 2 + 1;
+  const start = new Int32Array(outSize);
+  const count = new Int32Array(outSize);
+  const weights = new Float64Array(outSize * stride);
+  const ss = 1 / filterscale;
+  const k = new Float64Array(stride);
+  for (let xx = 0; xx < outSize; xx++) {
+    const center = (xx + 0.5) * scale;
+    // C casts truncate toward zero; both operands are ≥ -0.5 + 0.5 here, so trunc == floor except at <0.
+    const xmin = Math.max(Math.trunc(center - support + 0.5), 0);
+    const xmax = Math.min(Math.trunc(center + support + 0.5), inSize) - xmin;
+    let ww = 0;
+    for (let x = 0; x < xmax; x++) {
+      const w = fn((x + xmin - center + 0.5) * ss);
+      k[x] = w;
+      ww += w;
+    }
+    for (let x = 0; x < xmax; x++) {
+      const w = ww !== 0 ? (k[x] as number) / ww : (k[x] as number);
+      weights[xx * stride + x] = w < 0 ? Math.trunc(-0.5 + w * ONE) : Math.trunc(0.5 + w * ONE);
+    }
+    start[xx] = xmin;
+    count[xx] = xmax;
+  }
+  return { start, count, weights, stride };
+}
+
+const coeffCache = new Map<string, AxisCoeffs>();
+const COEFF_CACHE_MAX = 64;
+
+/** Cached: datasets have few distinct image sizes, so tables are reused across images. */
+export function axisCoeffs(inSize: number, outSize: number, filter: ResampleFilter): AxisCoeffs {
+  const key = `${inSize}:${outSize}:${filter}`;
+  let c = coeffCache.get(key);
+  if (!c) {
+    if (coeffCache.size >= COEFF_CACHE_MAX) coeffCache.delete(coeffCache.keys().next().value as string);
+    c = computeCoeffs(inSize, outSize, filter);
+    coeffCache.set(key, c);
+  }
+  return c;
+}
+
+function clip8(sum: number): number {
+  const v = Math.floor(sum / ONE);
+  return v < 0 ? 0 : v > 255 ? 255 : v;
+}
+
+/**
+ * Resize interleaved uint8 RGB (HWC) like Pillow. Returns a new Uint8Array (HWC, outW × outH × 3).
+ * Passes whose size is unchanged are skipped, as Pillow does.
+ */
+export function resizeRgb8(
+  src: Uint8Array,
+  inW: number,
+  inH: number,
+  outW: number,
+  outH: number,
+  filter: ResampleFilter,
+): Uint8Array {
+  let cur = src;
+  let curW = inW;
+  if (outW !== inW) {
+    const { start, count, weights, stride } = axisCoeffs(inW, outW, filter);
+    const tmp = new Uint8Array(inH * outW * 3);
+    for (let y = 0; y < inH; y++) {
+      const row = y * inW * 3;
+      const orow = y * outW * 3;
+      for (let x = 0; x < outW; x++) {
+        const s = start[x] as number;
+        const n = count[x] as number;
+        const kb = x * stride;
+        let r = HALF;
+        let g = HALF;
+        let b = HALF;
+        for (let t = 0; t < n; t++) {
+          const w = weights[kb + t] as number;
+          const p = row + (s + t) * 3;
+          r += (cur[p] as number) * w;
+          g += (cur[p + 1] as number) * w;
+          b += (cur[p + 2] as number) * w;
+        }
+        tmp[orow + x * 3] = clip8(r);
+        tmp[orow + x * 3 + 1] = clip8(g);
+        tmp[orow + x * 3 + 2] = clip8(b);
+      }
+    }
+    cur = tmp;
+    curW = outW;
+  }
+  if (outH !== inH) {
+    const { start, count, weights, stride } = axisCoeffs(inH, outH, filter);
+    const out = new Uint8Array(outH * curW * 3);
+    const rowLen = curW * 3;
+    for (let y = 0; y < outH; y++) {
+      const s = start[y] as number;
+      const n = count[y] as number;
+      const kb = y * stride;
+      const orow = y * rowLen;
+      for (let i = 0; i < rowLen; i++) {
+        let acc = HALF;
+        for (let t = 0; t < n; t++) acc += (cur[(s + t) * rowLen + i] as number) * (weights[kb + t] as number);
+        out[orow + i] = clip8(acc);
+      }
+    }
+    cur = out;
+  }
+  return cur === src ? src.slice() : cur;
+}
