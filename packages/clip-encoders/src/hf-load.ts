@@ -113,6 +113,11 @@ export async function loadEncoderFromDir(dir: string, options: LoadEncoderOption
   if (type !== 'vit' && type !== 'distilbert') {
     throw new ConfigError(`${configFile}: unsupported model_type ${JSON.stringify(type)}; expected 'vit' or 'distilbert'`);
   }
+  const extra: Record<string, unknown> = {};
+  if (options.feature !== undefined) extra.feature = options.feature;
+  // Validate the config before reading (possibly GBs of) weights.
+  if (type === 'vit') parseViTConfig({ ...(raw as EncoderConfig), ...extra }, configFile);
+  else parseDistilBertConfig({ ...(raw as EncoderConfig), ...extra }, configFile);
   const prefixes = PREFIXES[type];
   // Which tower keys exist decides the optional parts (the ViT pooler) before anything is decoded.
   const wanted = (key: string): boolean => !stripPrefix(key, prefixes).endsWith('position_ids');
@@ -123,8 +128,6 @@ export async function loadEncoderFromDir(dir: string, options: LoadEncoderOption
     // An un-prefixed duplicate would be ambiguous; the prefixed (tower) key wins.
     if (!weights.has(name) || name !== key) weights.set(name, t);
   }
-  const extra: Record<string, unknown> = {};
-  if (options.feature !== undefined) extra.feature = options.feature;
   if (type === 'vit') {
     extra.add_pooling_layer = options.pooler ?? (weights.has('pooler.dense.weight') || options.feature === 'pooler');
     const config = parseViTConfig({ ...(raw as EncoderConfig), ...extra }, configFile);
