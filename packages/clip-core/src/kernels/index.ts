@@ -1,6 +1,9 @@
+import { registerWasmKernelOverrides } from './wasm.js';
+
 /**
  * Fills for kernels some backends lack (e.g. wasm has no UnsortedSegmentSum, which the gradient of
  * `gather` — embedding training — needs). Each fill registers only where the backend has no kernel.
+ * The same hook also installs replacements for stock kernels that are far too slow (see ./wasm.ts).
  */
 const registered = new Set<string>();
 const fills = new Map<string, Array<() => void>>();
@@ -17,3 +20,5 @@ export function registerKernelFills(backend: string): void {
   registered.add(backend);
   for (const register of fills.get(backend) ?? []) register();
 }
+
+addKernelFill('wasm', registerWasmKernelOverrides);

@@ -1,0 +1,197 @@
+import * as tf from '@tensorflow/tfjs-core';
+
+/**
+ * Replacements for two tfjs-backend-wasm (4.22) kernels that are slow on the shapes transformers use.
+ *
+ * - BatchMatMul: wasm sends a matmul to XNNPACK only when it is 2-D in effect (batch 1) with no transposed
+ *   operand; everything else (attention's [batch·heads, seq, d] products, autodiff's transposed
+ *   operands) runs a naive triple loop at ~1.5 GFLOP/s instead of ~15–25. The replacement transposes
+ *   explicitly (a fast copy) and runs one XNNPACK matmul per batch entry on views into the operands'
+ *   heap memory: no slicing, no copies.
+ * - Slice: wasm copies the WHOLE input out of the heap (readSync) before copying the slice, so cutting a
+ *   [b, seq, d] activation into b pieces costs b full copies. The replacement reads the heap in place.
+ *
+ * Both lean on the backend's internals (heap offsets, tensor registration), so they check what they use
+ * and fall back to the stock kernel for anything unusual (other dtypes, broadcasting of several batch dims).
+ */
+
+interface WasmTensorData {
+  id: number;
+  memoryOffset: number;
+}
+
+interface WasmModule {
+  HEAPU8: Uint8Array;
+  cwrap(name: string, ret: null, args: string[]): (...args: unknown[]) => void;
+  tfjs: {
+    registerTensor(id: number, size: number, memoryOffset: number): void;
+    disposeData(id: number): void;
+  };
+}
+
+interface WasmBackend {
+  wasm: WasmModule;
+  dataIdNextNumber: number;
+  dataIdMap: { get(dataId: object): WasmTensorData | undefined };
+  makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
+  disposeData(dataId: object): boolean;
+}
+
+type KernelArgs = Parameters<tf.KernelFunc>[0];
+
+function isWasmBackend(backend: unknown): backend is WasmBackend {
+  const b = backend as Partial<WasmBackend>;
+  return (
+    typeof b.makeOutput === 'function' &&
+    typeof b.dataIdNextNumber === 'number' &&
+    typeof b.wasm?.cwrap === 'function' &&
+    typeof b.wasm.tfjs?.registerTensor === 'function' &&
+    typeof b.wasm.tfjs.disposeData === 'function'
+  );
+}
+
+const shapeBytes = (shape: number[]): Uint8Array => new Uint8Array(new Int32Array(shape).buffer);
+
+function transposeLastTwo(t: tf.TensorInfo, backend: WasmBackend, transpose: tf.KernelFunc): tf.TensorInfo {
+  const perm = t.shape.map((_, i) => i);
+  const r = perm.length;
+  perm[r - 2] = r - 1;
+  perm[r - 1] = r - 2;
+  return transpose({ inputs: { x: t }, backend: backend as unknown as tf.KernelBackend, attrs: { perm } }) as tf.TensorInfo;
+}
+
+function makeBatchMatMul(stock: tf.KernelFunc, transpose: tf.KernelFunc): tf.KernelFunc {
+  let wasmMatMul: ((...args: unknown[]) => void) | undefined;
+  let boundTo: WasmModule | undefined;
+  return (args: KernelArgs) => {
+    const { a, b } = args.inputs as { a: tf.TensorInfo; b: tf.TensorInfo };
+    const { transposeA, transposeB } = args.attrs as { transposeA: boolean; transposeB: boolean };
+    const backend = args.backend as unknown;
+    if (!isWasmBackend(backend) || a.dtype !== 'float32' || b.dtype !== 'float32') return stock(args);
+    const outerA = a.shape.slice(0, -2);
+    const outerB = b.shape.slice(0, -2);
+    const batchA = tf.util.sizeFromShape(outerA);
+    const batchB = tf.util.sizeFromShape(outerB);
+    const sameOuter = outerA.length === outerB.length && outerA.every((d, i) => d === outerB[i]);
+    // Stock kernel already takes the XNNPACK path for a plain 2-D product.
+    if (batchA === 1 && batchB === 1 && !transposeA && !transposeB) return stock(args);
+    if (!sameOuter && batchA !== 1 && batchB !== 1) return stock(args);
+
+    const rank = (t: tf.TensorInfo) => t.shape.length;
+    const m = a.shape[rank(a) - (transposeA ? 1 : 2)] as number;
+    const k = a.shape[rank(a) - (transposeA ? 2 : 1)] as number;
+    const n = b.shape[rank(b) - (transposeB ? 2 : 1)] as number;
+    const outShape = [...(batchA >= batchB ? outerA : outerB), m, n];
+    const batch = Math.max(batchA, batchB);
+
+    if (boundTo !== backend.wasm) {
+      wasmMatMul = backend.wasm.cwrap('BatchMatMul', null, [
+        'number', 'array', 'number', 'number', 'array', 'number', 'number', 'number', 'number',
+      ]);
+      boundTo = backend.wasm;
+    }
+    const call = wasmMatMul as (...args: unknown[]) => void;
+
+    const temps: tf.TensorInfo[] = [];
+    const aT = transposeA ? transposeLastTwo(a, backend, transpose) : a;
+    const bT = transposeB ? transposeLastTwo(b, backend, transpose) : b;
+    if (aT !== a) temps.push(aT);
+    if (bT !== b) temps.push(bT);
+    const out = backend.makeOutput(outShape, 'float32');
+    const offsetOf = (t: tf.TensorInfo): number => {
+      const data = backend.dataIdMap.get(t.dataId);
+      if (!data) throw new Error('wasm BatchMatMul: operand has no heap data');
+      return data.memoryOffset;
+    };
+    const aOff = offsetOf(aT);
+    const bOff = offsetOf(bT);
+    const outOff = offsetOf(out);
+    const view = (offset: number, size: number): number => {
+      const id = backend.dataIdNextNumber++;
+      backend.wasm.tfjs.registerTensor(id, size, offset);
+      return id;
+    };
+
+    if (batchB === 1) {
+      // One weight matrix for every batch entry: a single [batch·m, k]·[k, n] product.
+      const idA = view(aOff, batch * m * k);
+      const idB = view(bOff, k * n);
+      const idO = view(outOff, batch * m * n);
+      call(idA, shapeBytes([1, batch * m, k]), 3, idB, shapeBytes([1, k, n]), 3, 0, 0, idO);
+      for (const id of [idA, idB, idO]) backend.wasm.tfjs.disposeData(id);
+    } else {
+      const aShape = shapeBytes([1, m, k]);
+      const bShape = shapeBytes([1, k, n]);
+      const stepA = batchA === 1 ? 0 : m * k * 4;
+      for (let i = 0; i < batch; i++) {
+        const idA = view(aOff + i * stepA, m * k);
+        const idB = view(bOff + i * k * n * 4, k * n);
+        const idO = view(outOff + i * m * n * 4, m * n);
+        call(idA, aShape, 3, idB, bShape, 3, 0, 0, idO);
+        // Disposing the view ids also frees the XNNPACK operator cached on the b view.
+        for (const id of [idA, idB, idO]) backend.wasm.tfjs.disposeData(id);
+      }
+    }
+    for (const t of temps) backend.disposeData(t.dataId);
+    return out;
+  };
+}
+
+function makeSlice(stock: tf.KernelFunc): tf.KernelFunc {
+  return (args: KernelArgs) => {
+    const { x } = args.inputs as { x: tf.TensorInfo };
+    const { begin, size } = args.attrs as unknown as { begin: number | number[]; size?: number | number[] };
+    const backend = args.backend as unknown;
+    if (!isWasmBackend(backend) || x.dtype === 'string' || x.dtype === 'complex64') return stock(args);
+    const [begin_, size_] = tf.slice_util.parseSliceParams(x, begin, size) as [number[], number[]];
+    const out = backend.makeOutput(size_, x.dtype);
+    // Typed views are taken after makeOutput, whose allocation may grow (and so detach) the heap.
+    const heap = (t: tf.TensorInfo): Float32Array | Int32Array | Uint8Array => {
+      const data = backend.dataIdMap.get(t.dataId);
+      if (!data) throw new Error('wasm Slice: tensor has no heap data');
+      const n = tf.util.sizeFromShape(t.shape);
+      const buffer = backend.wasm.HEAPU8.buffer;
+      if (t.dtype === 'float32') return new Float32Array(buffer, data.memoryOffset, n);
+      if (t.dtype === 'int32') return new Int32Array(buffer, data.memoryOffset, n);
+      return new Uint8Array(buffer, data.memoryOffset, n);
+    };
+    const xVals = heap(x);
+    const outVals = heap(out);
+    const strides = tf.util.computeStrides(x.shape);
+    if (tf.slice_util.isSliceContinous(x.shape, begin_, size_)) {
+      const start = tf.slice_util.computeFlatOffset(begin_, strides);
+      outVals.set(xVals.subarray(start, start + outVals.length));
+      return out;
+    }
+    // Copy runs along the last axis, walking the outer indices like an odometer.
+    const r = x.shape.length;
+    const run = size_[r - 1] as number;
+    const idx = new Array<number>(r - 1).fill(0);
+    for (let o = 0; o < outVals.length; o += run) {
+      let src = begin_[r - 1] as number;
+      for (let d = 0; d < r - 1; d++) src += ((begin_[d] as number) + (idx[d] as number)) * (strides[d] as number);
+      outVals.set(xVals.subarray(src, src + run), o);
+      for (let d = r - 2; d >= 0; d--) {
+        idx[d] = (idx[d] as number) + 1;
+        if ((idx[d] as number) < (size_[d] as number)) break;
+        idx[d] = 0;
+      }
+    }
+    return out;
+  };
+}
+
+function override(name: string, make: (stock: tf.KernelFunc) => tf.KernelFunc): void {
+  const stock = tf.getKernel(name, 'wasm');
+  if (!stock) return;
+  tf.unregisterKernel(name, 'wasm');
+  tf.registerKernel({ ...stock, kernelName: name, backendName: 'wasm', kernelFunc: make(stock.kernelFunc) });
+}
+
+/** Install the replacements on the wasm backend (called once, after it initialised). */
+export function registerWasmKernelOverrides(): void {
+  const transpose = tf.getKernel('Transpose', 'wasm');
+  if (!transpose) return;
+  override('BatchMatMul', (stock) => makeBatchMatMul(stock, transpose.kernelFunc));
+  override('Slice', makeSlice);
+}
