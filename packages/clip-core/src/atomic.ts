@@ -43,26 +43,61 @@ async function syncDir(dir: string): Promise<void> {
 }
 
 /**
- * Write several files so that each is replaced atomically and no target is touched until EVERY new file
- * is fully on disk: all temp files are written and synced first, then renamed in order. If anything fails
- * before the renames, all targets keep their previous content.
+ * Write several files as one unit. Every new file is first written and synced to a temp file; nothing
+ * is replaced until all of them are on disk. Then the old files are hard-linked to backups and the temp
+ * files renamed over the targets in order; if a rename fails, the targets already replaced are restored
+ * from their backups, so an error at any point leaves every target with its previous content. (A crash
+ * between two renames can still leave a mix; the backups are then left next to the files.)
  */
 export async function writeFilesAtomic(files: readonly AtomicFile[]): Promise<void> {
   const temps: string[] = [];
+  const backups: Array<string | undefined> = [];
+  const cleanup = (paths: ReadonlyArray<string | undefined>): Promise<unknown> =>
+    Promise.all(paths.map((p) => (p ? fs.rm(p, { force: true }).catch(() => undefined) : undefined)));
   try {
     for (const f of files) {
       const tmp = tempPathFor(f.path);
       temps.push(tmp);
       await writeDurable(tmp, f.data);
     }
-    for (let i = 0; i < files.length; i++) {
-      await fs.rename(temps[i] as string, (files[i] as AtomicFile).path);
-    }
+    for (const f of files) backups.push(await backup(f.path));
   } catch (err) {
-    await Promise.all(temps.map((t) => fs.rm(t, { force: true }).catch(() => undefined)));
+    await cleanup([...temps, ...backups]);
     throw err;
   }
+  let done = 0;
+  try {
+    for (; done < files.length; done++) await fs.rename(temps[done] as string, (files[done] as AtomicFile).path);
+  } catch (err) {
+    // Roll back the targets already replaced, newest first.
+    for (let i = done - 1; i >= 0; i--) {
+      const target = (files[i] as AtomicFile).path;
+      const b = backups[i];
+      await (b ? fs.rename(b, target) : fs.rm(target, { force: true })).catch(() => undefined);
+    }
+    await cleanup([...temps.slice(done), ...backups]);
+    throw err;
+  }
+  await cleanup(backups);
   for (const dir of new Set(files.map((f) => path.dirname(f.path)))) await syncDir(dir);
+}
+
+/** Hard-link an existing target to a backup name (no copy); undefined when there is no old file. */
+async function backup(target: string): Promise<string | undefined> {
+  const b = tempPathFor(target).replace(/\.tmp$/, '.bak');
+  try {
+    await fs.link(target, b);
+    return b;
+  } catch (err) {
+    const code = (err as { code?: string }).code;
+    if (code === 'ENOENT') return undefined;
+    // Filesystems without hard links: fall back to a copy.
+    if (code === 'EPERM' || code === 'ENOTSUP' || code === 'EXDEV' || code === 'EMLINK') {
+      await fs.copyFile(target, b);
+      return b;
+    }
+    throw err;
+  }
 }
 
 /** Atomically replace one file (see writeFilesAtomic). */

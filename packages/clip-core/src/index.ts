@@ -11,3 +11,4 @@ export * from './safetensors.js';
 export * from './loss.js';
 export * from './state-dict.js';
 export * from './projection-head.js';
+export * from './clip-model.js';

@@ -13,12 +13,13 @@ import { ShapeError, ValueError } from './errors.js';
 /** Cap on exp(logitScale), as in CLIP: stops the temperature from collapsing. */
 export const MAX_LOGIT_SCALE = 100;
 
-export interface ClipLogits {
+// A type alias (not an interface) so it is a tf.TensorContainer and can be returned from tf.tidy.
+export type ClipLogits = {
   /** [N, M]: row i scores image i against every text. */
   logitsPerImage: tf.Tensor2D;
   /** [M, N]: the transpose. */
   logitsPerText: tf.Tensor2D;
-}
+};
 
 /** x / ‖x‖ over the last axis; the epsilon (as F.normalize) keeps an all-zero row finite. Caller owns. */
 export function l2Normalize<T extends tf.Tensor>(x: T): T {

@@ -76,9 +76,10 @@ export class ProjectionHead {
         { key: 'fc.bias', variable: fc.bias, layout: 'same' },
       );
     }
+    // tidy: the initial-value tensors would otherwise stay alive next to the variables.
     this.params.push(
-      { key: 'layer_norm.weight', variable: tf.variable(tf.ones([projectionDim])), layout: 'same' },
-      { key: 'layer_norm.bias', variable: tf.variable(tf.zeros([projectionDim])), layout: 'same' },
+      { key: 'layer_norm.weight', variable: tf.tidy(() => tf.variable(tf.ones([projectionDim]))), layout: 'same' },
+      { key: 'layer_norm.bias', variable: tf.tidy(() => tf.variable(tf.zeros([projectionDim]))), layout: 'same' },
     );
   }
 

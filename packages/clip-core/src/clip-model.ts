@@ -1,0 +1,373 @@
+import { access, mkdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import { z } from 'zod';
+import { writeFilesAtomic } from './atomic.js';
+import {
+  createImageEncoder,
+  createTextEncoder,
+  type EncodeOptions,
+  type EncoderConfig,
+  type ImageEncoder,
+  type ImageInput,
+  type NamedVariable,
+  type TensorData,
+  type TextEncoder,
+  type TextInput,
+} from './encoder.js';
+import { CheckpointError, ClipError, ConfigError, formatZodIssues } from './errors.js';
+import { clipLogits, clipLoss, l2Normalize, type ClipLogits } from './loss.js';
+import { ProjectionHead, type ProjectionHeadKind } from './projection-head.js';
+import { Rng } from './rng.js';
+import { readSafetensors, serializeSafetensors, type WritableTensor } from './safetensors.js';
+import { loadParams } from './state-dict.js';
+
+/**
+ * A dual-encoder CLIP model: image tower → visual_projection, text tower → text_projection, and a learnable
+ * log temperature `logit_scale`. Embeddings are L2-normalised; logits and loss are in loss.ts.
+ *
+ * Weight names (namedVariables, stateDict, model.safetensors) follow HF's VisionTextDualEncoder:
+ * `vision_model.<tower key>`, `text_model.<tower key>`, `visual_projection.<head key>`,
+ * `text_projection.<head key>`, `logit_scale` (0-d). See docs/checkpoints.md.
+ */
+
+export const CONFIG_FILE = 'config.json';
+export const WEIGHTS_FILE = 'model.safetensors';
+export const MODEL_TYPE = 'clip-ts';
+export const DEFAULT_LOGIT_SCALE_INIT = Math.log(1 / 0.07);
+
+const towerConfig = z.looseObject({ model_type: z.string().min(1) });
+
+/** config.json of a checkpoint (HF VisionTextDualEncoder layout). */
+export const CLIPModelConfigSchema = z.looseObject({
+  model_type: z.literal(MODEL_TYPE),
+  projection_dim: z.number().int().positive(),
+  projection_head: z.enum(['linear', 'mlp']).default('linear'),
+  head_dropout: z.number().min(0).lt(1).default(0.1),
+  logit_scale_init_value: z.number().finite().default(DEFAULT_LOGIT_SCALE_INIT),
+  vision_config: towerConfig,
+  text_config: towerConfig,
+});
+export type CLIPModelConfig = z.infer<typeof CLIPModelConfigSchema>;
+
+export interface CLIPModelOptions {
+  /** Owned by the model from now on (disposed by model.dispose()). */
+  imageEncoder: ImageEncoder;
+  textEncoder: TextEncoder;
+  projectionDim?: number;
+  head?: ProjectionHeadKind;
+  /** Dropout of the mlp head. */
+  dropout?: number;
+  /** Initial LOG temperature (CLIP: ln(1/0.07)). */
+  logitScaleInit?: number;
+  /** Seeds the heads' initialisation and dropout. */
+  seed?: number;
+  /** Custom heads (owned by the model); their input dims must match the towers and their output dims agree. */
+  visualProjection?: ProjectionHead;
+  textProjection?: ProjectionHead;
+}
+
+export interface CLIPBatch {
+  pixelValues: ImageInput;
+  inputIds: tf.Tensor2D;
+  attentionMask: tf.Tensor2D;
+}
+
+export interface LoadOptions {
+  /** Seed for the (then overwritten) initial weights and for dropout. */
+  seed?: number;
+}
+
+const PREFIX = {
+  vision: 'vision_model.',
+  text: 'text_model.',
+  visualProjection: 'visual_projection.',
+  textProjection: 'text_projection.',
+} as const;
+const LOGIT_SCALE = 'logit_scale';
+
+export class CLIPModel {
+  readonly imageEncoder: ImageEncoder;
+  readonly textEncoder: TextEncoder;
+  readonly visualProjection: ProjectionHead;
+  readonly textProjection: ProjectionHead;
+  /** The LOG temperature; logits are scaled by min(exp(logitScale), 100). */
+  readonly logitScale: tf.Variable;
+  readonly projectionDim: number;
+  private readonly logitScaleInit: number;
+
+  constructor(options: CLIPModelOptions) {
+    const {
+      imageEncoder,
+      textEncoder,
+      projectionDim = 256,
+      head = 'linear',
+      dropout = 0.1,
+      logitScaleInit = DEFAULT_LOGIT_SCALE_INIT,
+      seed = 0,
+    } = options;
+    if (!Number.isFinite(logitScaleInit)) throw new ConfigError(`CLIPModel: logitScaleInit must be finite, got ${logitScaleInit}`);
+    const rng = new Rng(seed);
+    const makeHead = (inputDim: number): ProjectionHead =>
+      new ProjectionHead({ inputDim, projectionDim, kind: head, dropout, seed: rng.nextSeed() });
+    const visual = options.visualProjection ?? makeHead(imageEncoder.hiddenSize);
+    const text = options.textProjection ?? makeHead(textEncoder.hiddenSize);
+    const mismatch =
+      visual.inputDim !== imageEncoder.hiddenSize
+        ? `visual_projection takes ${visual.inputDim} features but the image tower outputs ${imageEncoder.hiddenSize}`
+        : text.inputDim !== textEncoder.hiddenSize
+          ? `text_projection takes ${text.inputDim} features but the text tower outputs ${textEncoder.hiddenSize}`
+          : visual.projectionDim !== text.projectionDim
+            ? `projection dims disagree: visual_projection → ${visual.projectionDim}, text_projection → ${text.projectionDim}`
+            : undefined;
+    if (mismatch) {
+      // Dispose only the heads we built; the caller keeps what it passed in when construction fails.
+      if (!options.visualProjection) visual.dispose();
+      if (!options.textProjection) text.dispose();
+      throw new ConfigError(`CLIPModel: ${mismatch}`);
+    }
+    this.imageEncoder = imageEncoder;
+    this.textEncoder = textEncoder;
+    this.visualProjection = visual;
+    this.textProjection = text;
+    this.projectionDim = visual.projectionDim;
+    this.logitScaleInit = logitScaleInit;
+    this.logitScale = tf.tidy(() => tf.variable(tf.scalar(logitScaleInit)));
+  }
+
+  /** Build towers through the encoder registry (fresh weights) and the heads from `config`. */
+  static fromConfig(config: unknown, options: LoadOptions & { source?: string } = {}): CLIPModel {
+    const source = options.source ?? 'CLIPModel config';
+    const parsed = CLIPModelConfigSchema.safeParse(config);
+    if (!parsed.success) throw new ConfigError(`${source}: invalid CLIP config:\n${formatZodIssues(parsed.error.issues)}`);
+    const c = parsed.data;
+    const rng = new Rng(options.seed ?? 0);
+    const withSource = <T>(what: string, build: () => T): T => {
+      try {
+        return build();
+      } catch (err) {
+        if (err instanceof ClipError && !(err instanceof ConfigError)) throw err;
+        throw new ConfigError(`${source}: ${what}: ${(err as Error).message}`, { cause: err });
+      }
+    };
+    const imageEncoder = withSource('vision_config', () =>
+      createImageEncoder(c.vision_config as EncoderConfig, { seed: rng.nextSeed() }),
+    );
+    let textEncoder: TextEncoder | undefined;
+    try {
+      textEncoder = withSource('text_config', () => createTextEncoder(c.text_config as EncoderConfig, { seed: rng.nextSeed() }));
+      return new CLIPModel({
+        imageEncoder,
+        textEncoder,
+        projectionDim: c.projection_dim,
+        head: c.projection_head,
+        dropout: c.head_dropout,
+        logitScaleInit: c.logit_scale_init_value,
+        seed: rng.nextSeed(),
+      });
+    } catch (err) {
+      imageEncoder.dispose();
+      textEncoder?.dispose();
+      throw err;
+    }
+  }
+
+  /** [B, projectionDim] L2-normalised image embeddings. Caller owns the result. */
+  encodeImages(pixels: ImageInput, options: EncodeOptions = {}): tf.Tensor2D {
+    return tf.tidy(() => l2Normalize(this.projectImages(pixels, options)));
+  }
+
+  /** [B, projectionDim] L2-normalised text embeddings. Caller owns the result. */
+  encodeTexts(text: TextInput, options: EncodeOptions = {}): tf.Tensor2D {
+    return tf.tidy(() => l2Normalize(this.projectTexts(text, options)));
+  }
+
+  /** Normalised embeddings from precomputed image-tower features [B, hidden] (frozen-feature cache). */
+  projectImageFeatures(features: tf.Tensor2D, options: EncodeOptions = {}): tf.Tensor2D {
+    return tf.tidy(() => l2Normalize(this.visualProjection.apply(features, options)));
+  }
+
+  /** Normalised embeddings from precomputed text-tower features [B, hidden]. */
+  projectTextFeatures(features: tf.Tensor2D, options: EncodeOptions = {}): tf.Tensor2D {
+    return tf.tidy(() => l2Normalize(this.textProjection.apply(features, options)));
+  }
+
+  private projectImages(pixels: ImageInput, options: EncodeOptions): tf.Tensor2D {
+    return tf.tidy(() => this.visualProjection.apply(this.imageEncoder.encode(pixels, options), options));
+  }
+
+  private projectTexts(text: TextInput, options: EncodeOptions): tf.Tensor2D {
+    return tf.tidy(() => this.textProjection.apply(this.textEncoder.encode(text, options), options));
+  }
+
+  /** Scaled cosine logits between every image and every text (eval mode). Caller owns both tensors. */
+  logits(images: ImageInput, texts: TextInput): ClipLogits {
+    return tf.tidy(() => clipLogits(this.projectImages(images, {}), this.projectTexts(texts, {}), this.logitScale));
+  }
+
+  /** Symmetric CLIP loss of a batch of matching pairs. Caller owns the scalar; does not sync. */
+  loss(batch: CLIPBatch, options: EncodeOptions = {}): tf.Scalar {
+    return tf.tidy(() =>
+      clipLoss(
+        this.projectImages(batch.pixelValues, options),
+        this.projectTexts({ inputIds: batch.inputIds, attentionMask: batch.attentionMask }, options),
+        this.logitScale,
+      ),
+    );
+  }
+
+  /** The loss from precomputed tower features (frozen towers): only the heads and the scale train. */
+  lossFromFeatures(imageFeatures: tf.Tensor2D, textFeatures: tf.Tensor2D, options: EncodeOptions = {}): tf.Scalar {
+    return tf.tidy(() =>
+      clipLoss(
+        this.visualProjection.apply(imageFeatures, options),
+        this.textProjection.apply(textFeatures, options),
+        this.logitScale,
+      ),
+    );
+  }
+
+  /** Every weight with its checkpoint name (see the class comment), towers first. */
+  namedVariables(): NamedVariable[] {
+    const prefixed = (prefix: string, vars: NamedVariable[]): NamedVariable[] =>
+      vars.map((v) => ({ ...v, name: prefix + v.name }));
+    return [
+      ...prefixed(PREFIX.vision, this.imageEncoder.namedVariables()),
+      ...prefixed(PREFIX.text, this.textEncoder.namedVariables()),
+      ...prefixed(PREFIX.visualProjection, this.visualProjection.namedVariables()),
+      ...prefixed(PREFIX.textProjection, this.textProjection.namedVariables()),
+      { name: LOGIT_SCALE, variable: this.logitScale, noDecay: true },
+    ];
+  }
+
+  /** What the optimiser updates now: unfrozen tower weights, both heads, the scale. */
+  trainableVariables(): tf.Variable[] {
+    return [
+      ...this.imageEncoder.trainableVariables(),
+      ...this.textEncoder.trainableVariables(),
+      ...this.visualProjection.trainableVariables(),
+      ...this.textProjection.trainableVariables(),
+      ...(this.logitScale.trainable ? [this.logitScale] : []),
+    ];
+  }
+
+  /** JSON config that CLIPModel.fromConfig / load rebuild this model from. */
+  getConfig(): CLIPModelConfig {
+    return {
+      model_type: MODEL_TYPE,
+      projection_dim: this.projectionDim,
+      projection_head: this.visualProjection.kind,
+      head_dropout: this.visualProjection.dropout,
+      logit_scale_init_value: this.logitScaleInit,
+      vision_config: this.imageEncoder.getConfig(),
+      text_config: this.textEncoder.getConfig(),
+    };
+  }
+
+  /** Every weight in PyTorch layout under its checkpoint name. Caller owns the tensors. */
+  stateDict(): Map<string, tf.Tensor> {
+    const out = new Map<string, tf.Tensor>();
+    const add = (prefix: string, m: Map<string, tf.Tensor>): void => {
+      for (const [k, t] of m) out.set(prefix + k, t);
+    };
+    add(PREFIX.vision, this.imageEncoder.stateDict());
+    add(PREFIX.text, this.textEncoder.stateDict());
+    add(PREFIX.visualProjection, this.visualProjection.stateDict());
+    add(PREFIX.textProjection, this.textProjection.stateDict());
+    out.set(LOGIT_SCALE, tf.clone(this.logitScale));
+    return out;
+  }
+
+  /**
+   * Write `config.json` and `model.safetensors` into `dir` (created if needed). Everything is serialised in
+   * memory first, then both files go to temp files that are synced and only then renamed over the old
+   * ones: a failure at any point before the renames leaves the previous checkpoint byte-identical.
+   */
+  async save(dir: string, metadata: Record<string, string> = {}): Promise<void> {
+    const state = this.stateDict();
+    const tensors = new Map<string, WritableTensor>();
+    try {
+      for (const [name, t] of state) {
+        if (t.dtype !== 'float32') throw new CheckpointError(`${join(dir, WEIGHTS_FILE)}: '${name}' has dtype ${t.dtype}, expected float32`);
+        tensors.set(name, { dtype: 'F32', shape: [...t.shape], data: (await t.data()) as Float32Array });
+      }
+    } finally {
+      tf.dispose([...state.values()]);
+    }
+    const weights = serializeSafetensors(tensors, { format: 'pt', ...metadata });
+    const config = `${JSON.stringify(this.getConfig(), null, 2)}\n`;
+    try {
+      await mkdir(dir, { recursive: true });
+      await writeFilesAtomic([
+        { path: join(dir, WEIGHTS_FILE), data: weights },
+        { path: join(dir, CONFIG_FILE), data: config },
+      ]);
+    } catch (err) {
+      throw new CheckpointError(`${dir}: cannot save checkpoint: ${(err as Error).message}`, { cause: err });
+    }
+  }
+
+  /**
+   * Rebuild a model saved by `save`: towers come from the encoder registry (`vision_config.model_type`),
+   * then every weight is loaded. A missing file, a config that fails validation, or missing / mis-shaped
+   * weights throw CheckpointError / ConfigError naming the file and key.
+   */
+  static async load(dir: string, options: LoadOptions = {}): Promise<CLIPModel> {
+    const configPath = join(dir, CONFIG_FILE);
+    const weightsPath = join(dir, WEIGHTS_FILE);
+    for (const file of [configPath, weightsPath]) {
+      try {
+        await access(file);
+      } catch (err) {
+        throw new CheckpointError(`${dir}: not a clip-ts checkpoint: ${file} is missing`, { cause: err });
+      }
+    }
+    let json: unknown;
+    try {
+      json = JSON.parse(await readFile(configPath, 'utf8'));
+    } catch (err) {
+      throw new ConfigError(`${configPath}: cannot parse: ${(err as Error).message}`, { cause: err });
+    }
+    const model = CLIPModel.fromConfig(json, { ...options, source: configPath });
+    try {
+      const { tensors } = await readSafetensors(weightsPath);
+      model.loadStateDict(tensors, weightsPath);
+    } catch (err) {
+      model.dispose();
+      throw err;
+    }
+    return model;
+  }
+
+  /** Load checkpoint-named, PyTorch-layout weights (see namedVariables). Errors name `source` and the key. */
+  loadStateDict(weights: ReadonlyMap<string, TensorData>, source: string): void {
+    const sub = (prefix: string): Map<string, TensorData> => {
+      const out = new Map<string, TensorData>();
+      for (const [k, v] of weights) if (k.startsWith(prefix)) out.set(k.slice(prefix.length), v);
+      return out;
+    };
+    // Validate the scale before touching anything, so a wrong file fails early.
+    const scale = weights.get(LOGIT_SCALE);
+    if (scale && scale.data.length !== 1) {
+      throw new CheckpointError(`${source}: '${LOGIT_SCALE}' has shape [${scale.shape.join(', ')}], expected a scalar`);
+    }
+    this.imageEncoder.loadStateDict(sub(PREFIX.vision), `${source} (${PREFIX.vision}*)`);
+    this.textEncoder.loadStateDict(sub(PREFIX.text), `${source} (${PREFIX.text}*)`);
+    this.visualProjection.loadStateDict(sub(PREFIX.visualProjection), `${source} (${PREFIX.visualProjection}*)`);
+    this.textProjection.loadStateDict(sub(PREFIX.textProjection), `${source} (${PREFIX.textProjection}*)`);
+    loadParams(
+      [{ key: LOGIT_SCALE, variable: this.logitScale, layout: 'same' }],
+      new Map(scale ? [[LOGIT_SCALE, { ...scale, shape: [] }]] : []),
+      source,
+    );
+  }
+
+  /** Release every weight (towers, heads, scale). The model is unusable afterwards. */
+  dispose(): void {
+    this.imageEncoder.dispose();
+    this.textEncoder.dispose();
+    this.visualProjection.dispose();
+    this.textProjection.dispose();
+    this.logitScale.dispose();
+  }
+}
