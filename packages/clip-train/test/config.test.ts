@@ -1,0 +1,77 @@
+import { readFileSync, writeFileSync } from 'node:fs';
+import * as fs from 'node:fs/promises';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { ConfigError } from '@clip-ts/core';
+import { applyOverrides, experimentJsonSchema, loadExperimentConfig, parseExperimentConfig } from '../src/config/index.js';
+
+const minimal = {
+  model: { vision: { config: { model_type: 'vit' } }, text: { config: { model_type: 'distilbert' } } },
+  data: { dataset: { kind: 'shapes' }, tokenizer: 'tok.json' },
+};
+
+describe('experiment config', () => {
+  it('fills the reference defaults', () => {
+    const c = parseExperimentConfig(minimal);
+    expect(c.seed).toBe(42);
+    expect(c.optim).toMatchObject({ name: 'adam', lr: 1e-4, accumulation: 1, weightDecay: 0 });
+    expect(c.schedule).toMatchObject({ epochs: 30, reduceLROnPlateau: { factor: 0.5, patience: 2 }, earlyStopping: { patience: 5 } });
+    expect(c.data).toMatchObject({ maxLength: 40, batchSize: 32, imageSize: 224, captionPick: 'random' });
+    expect(c.model).toMatchObject({ projectionDim: 256, head: 'linear', freeze: 'none' });
+    expect(c.eval).toEqual({ topK: [1, 5], recallK: [1, 5, 10] });
+  });
+
+  it('rejects unknown keys, wrong types and out-of-range values, naming every path', () => {
+    const bad = { ...minimal, optim: { lr: -1, nesterov: true }, schedule: { epochs: 'ten' }, model: { ...minimal.model, freeze: { vision: -2 } } };
+    let err: unknown;
+    try {
+      parseExperimentConfig(bad, 'exp.yaml');
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(ConfigError);
+    const msg = (err as Error).message;
+    expect(msg).toContain('exp.yaml');
+    expect(msg).toMatch(/optim\.lr: /);
+    expect(msg).toMatch(/optim: Unrecognized key.*nesterov/);
+    expect(msg).toMatch(/schedule\.epochs: /);
+    expect(msg).toMatch(/model\.freeze/);
+  });
+
+  it('--set overrides parse values as YAML and create intermediate objects', () => {
+    const o = applyOverrides(minimal, ['optim.lr=3e-4', 'schedule.epochs=2', 'schedule.earlyStopping=false', 'eval.topK=[1, 3]', 'output.runDir=runs/x']);
+    const c = parseExperimentConfig(o);
+    expect(c.optim.lr).toBe(3e-4);
+    expect(c.schedule.epochs).toBe(2);
+    expect(c.schedule.earlyStopping).toBe(false);
+    expect(c.eval.topK).toEqual([1, 3]);
+    expect(c.output.runDir).toBe('runs/x');
+    expect((minimal as Record<string, unknown>).optim).toBeUndefined(); // input untouched
+    expect(() => applyOverrides(minimal, ['nokey'])).toThrow(ConfigError);
+    expect(() => applyOverrides(minimal, ['data.tokenizer.x=1'])).toThrow(/'data\.tokenizer' is not an object/);
+    expect(() => applyOverrides(minimal, ['__proto__.x=1'])).toThrow(ConfigError);
+  });
+
+  it('reads YAML and JSON files; a syntax error names the file', async () => {
+    const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'clip-cfg-'));
+    try {
+      const yaml = path.join(dir, 'exp.yaml');
+      await fs.writeFile(yaml, 'model:\n  vision: {config: {model_type: vit}}\n  text: {config: {model_type: distilbert}}\ndata:\n  dataset: {kind: shapes}\n  tokenizer: t.json\nseed: 7\n');
+      expect((await loadExperimentConfig(yaml, ['seed=9'])).seed).toBe(9);
+      const json = path.join(dir, 'exp.json');
+      await fs.writeFile(json, '{"seed": ');
+      await expect(loadExperimentConfig(json)).rejects.toThrow(/exp\.json: not valid JSON/);
+      await expect(loadExperimentConfig(path.join(dir, 'missing.yaml'))).rejects.toThrow(/cannot read config/);
+    } finally {
+      await fs.rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('docs/config.schema.json is the JSON Schema generated from the zod schema (CLIP_UPDATE_SCHEMA=1 rewrites it)', () => {
+    const file = new URL('../../../docs/config.schema.json', import.meta.url);
+    const generated = `${JSON.stringify(experimentJsonSchema(), null, 2)}\n`;
+    if (process.env.CLIP_UPDATE_SCHEMA === '1') writeFileSync(file, generated);
+    expect(readFileSync(file, 'utf8')).toBe(generated);
+  });
+});
