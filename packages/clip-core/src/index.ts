@@ -12,3 +12,5 @@ export * from './loss.js';
 export * from './state-dict.js';
 export * from './projection-head.js';
 export * from './clip-model.js';
+export * from './metrics.js';
+export * from './zero-shot.js';
