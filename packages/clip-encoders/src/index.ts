@@ -11,3 +11,5 @@ export * from './errors.js';
 export * from './tokenizer.js';
 export * from './image-processor.js';
 export { resizeRgb8, type ResampleFilter } from './resample.js';
+export * from './hub.js';
+export * from './pretrained.js';

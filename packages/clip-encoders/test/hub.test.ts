@@ -1,0 +1,272 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { mkdtemp, readFile, readdir, rm, stat } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { randomBytes } from 'node:crypto';
+import { ClipError } from '@clip-ts/core';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { HubError } from '../src/errors.js';
+import { resolvePretrained } from '../src/hub.js';
+import { fromPretrained } from '../src/pretrained.js';
+import { CLIP_MEAN } from '../src/image-processor.js';
+import * as tf from '@tensorflow/tfjs-core';
+import { initBackend } from '@clip-ts/core';
+
+/**
+ * A loopback stand-in for the Hub: serves `repos[id][file]` at /{id}/resolve/{rev}/{file} with Range
+ * support and X-Repo-Commit, logs every request, and can cut a response off after N bytes.
+ */
+interface Logged {
+  url: string;
+  range: string | undefined;
+  status: number;
+}
+const COMMIT = 'c0ffee0000000000000000000000000000000001';
+const repos = new Map<string, Map<string, Buffer>>();
+const log: Logged[] = [];
+/** file name → bytes after which the next response for it is cut (socket destroyed); one-shot. */
+const cutAfter = new Map<string, number>();
+let ignoreRange = false;
+let server: Server;
+let endpoint: string;
+let cache: string;
+
+function handler(req: IncomingMessage, res: ServerResponse): void {
+  const url = req.url ?? '';
+  const m = /^\/(.+)\/resolve\/([^/]+)\/(.+)$/.exec(url);
+  const range = req.headers.range;
+  const files = m ? repos.get(m[1] as string) : undefined;
+  const body = m && files ? files.get(decodeURIComponent(m[3] as string)) : undefined;
+  if (!m || !body) {
+    log.push({ url, range, status: 404 });
+    res.writeHead(404, { 'content-type': 'text/plain' }).end('Entry not found');
+    return;
+  }
+  const file = decodeURIComponent(m[3] as string);
+  let start = 0;
+  let status = 200;
+  const rm = range && !ignoreRange ? /^bytes=(\d+)-$/.exec(range) : null;
+  if (rm) {
+    start = Number(rm[1]);
+    if (start >= body.length) {
+      log.push({ url, range, status: 416 });
+      res.writeHead(416).end();
+      return;
+    }
+    status = 206;
+  }
+  log.push({ url, range, status });
+  const chunk = body.subarray(start);
+  const headers: Record<string, string | number> = { 'content-length': chunk.length, 'x-repo-commit': COMMIT };
+  if (status === 206) headers['content-range'] = `bytes ${start}-${body.length - 1}/${body.length}`;
+  res.writeHead(status, headers);
+  const cut = cutAfter.get(file);
+  if (cut !== undefined) {
+    cutAfter.delete(file);
+    res.write(chunk.subarray(0, cut), () => {
+      // Give the bytes time to leave, then drop the connection mid-body.
+      setTimeout(() => res.socket?.destroy(), 20);
+    });
+    return;
+  }
+  res.end(chunk);
+}
+
+const weights = randomBytes(300_000);
+const config = Buffer.from(JSON.stringify({ model_type: 'vit', hidden_size: 8 }));
+const tokenizerJson = Buffer.from(JSON.stringify({ model: { type: 'WordPiece', vocab: {} } }));
+
+beforeAll(async () => {
+  server = createServer(handler);
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  endpoint = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  repos.set(
+    'org/model',
+    new Map([
+      ['config.json', config],
+      ['model.safetensors', weights],
+      ['tokenizer.json', tokenizerJson],
+    ]),
+  );
+  const index = { metadata: {}, weight_map: { a: 'model-00001-of-00002.safetensors', b: 'model-00002-of-00002.safetensors', c: 'model-00001-of-00002.safetensors' } };
+  repos.set(
+    'org/sharded',
+    new Map([
+      ['config.json', config],
+      ['model.safetensors.index.json', Buffer.from(JSON.stringify(index))],
+      ['model-00001-of-00002.safetensors', randomBytes(1000)],
+      ['model-00002-of-00002.safetensors', randomBytes(2000)],
+    ]),
+  );
+  repos.set('org/noweights', new Map([['config.json', config]]));
+  const fix = (p: string): string => fileURLToPath(new URL(`./fixtures/${p}`, import.meta.url));
+  repos.set(
+    'test/distilbert-tiny',
+    new Map([
+      ['config.json', await readFile(fix('hf/distilbert-tiny/config.json'))],
+      ['model.safetensors', await readFile(fix('hf/distilbert-tiny/model.safetensors'))],
+      ['tokenizer.json', await readFile(fix('tokenizer/tokenizer.json'))],
+    ]),
+  );
+  repos.set(
+    'test/vit-tiny',
+    new Map([
+      ['config.json', await readFile(fix('hf/vit-tiny/config.json'))],
+      ['model.safetensors', await readFile(fix('hf/vit-tiny/model.safetensors'))],
+      ['preprocessor_config.json', Buffer.from(JSON.stringify({ size: { height: 32, width: 32 }, image_mean: [0.5, 0.5, 0.5], image_std: [0.5, 0.5, 0.5] }))],
+    ]),
+  );
+  await initBackend('cpu');
+});
+afterAll(async () => {
+  await new Promise<void>((r) => server.close(() => r()));
+});
+beforeEach(async () => {
+  cache = await mkdtemp(join(tmpdir(), 'clip-hub-'));
+  log.length = 0;
+  cutAfter.clear();
+  ignoreRange = false;
+});
+afterEach(async () => {
+  await rm(cache, { recursive: true, force: true });
+});
+
+/** Byte equality (vitest's deep toEqual on 300 kB buffers takes seconds). */
+const same = (a: Buffer, b: Buffer | undefined): boolean => b !== undefined && a.equals(b);
+
+const opts = (extra: object = {}) => ({ endpoint, cacheDir: cache, progress: false, offline: false, ...extra });
+
+describe('resolvePretrained (loopback server)', () => {
+  it('downloads config, weights and present tokenizer files into the Hub cache layout; 404 optional files are skipped', async () => {
+    const dir = await resolvePretrained('org/model', opts());
+    expect(dir).toBe(join(cache, 'models--org--model', 'snapshots', COMMIT));
+    expect(same(await readFile(join(dir, 'model.safetensors')), weights)).toBe(true);
+    expect(same(await readFile(join(dir, 'config.json')), config)).toBe(true);
+    expect(same(await readFile(join(dir, 'tokenizer.json')), tokenizerJson)).toBe(true);
+    expect(existsSync(join(dir, 'preprocessor_config.json'))).toBe(false);
+    expect((await readFile(join(cache, 'models--org--model', 'refs', 'main'), 'utf8')).trim()).toBe(COMMIT);
+    expect(existsSync(join(cache, 'models--org--model', '.no_exist', COMMIT, 'preprocessor_config.json'))).toBe(true);
+    expect((await readdir(dir)).filter((f) => f.endsWith('.incomplete'))).toEqual([]);
+    expect(log.every((l) => l.url.startsWith('/org/model/resolve/main/'))).toBe(true);
+
+    // Second call: served from the cache, no request at all — also in offline mode.
+    log.length = 0;
+    expect(await resolvePretrained('org/model', opts())).toBe(dir);
+    expect(await resolvePretrained('org/model', opts({ offline: true }))).toBe(dir);
+    expect(log).toEqual([]);
+  });
+
+  it('resumes a download cut off midway with a Range request on the next call; the file is byte-identical', async () => {
+    const N = 100_000;
+    cutAfter.set('model.safetensors', N);
+    const err = await resolvePretrained('org/model', opts({ retries: 0 })).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(HubError);
+    expect((err as Error).message).toMatch(/model\.safetensors.*interrupted/);
+    const snap = join(cache, 'models--org--model', 'snapshots', COMMIT);
+    const partial = join(snap, 'model.safetensors.incomplete');
+    expect((await stat(partial)).size).toBe(N);
+    expect(existsSync(join(snap, 'model.safetensors'))).toBe(false);
+
+    log.length = 0;
+    const dir = await resolvePretrained('org/model', opts({ retries: 0 }));
+    const weightReqs = log.filter((l) => l.url.endsWith('/model.safetensors'));
+    expect(weightReqs).toEqual([{ url: '/org/model/resolve/main/model.safetensors', range: `bytes=${N}-`, status: 206 }]);
+    expect(same(await readFile(join(dir, 'model.safetensors')), weights)).toBe(true);
+    expect(existsSync(partial)).toBe(false);
+  });
+
+  it('resumes within the same call when retries are allowed', async () => {
+    cutAfter.set('model.safetensors', 50_000);
+    const dir = await resolvePretrained('org/model', opts({ retries: 2 }));
+    expect(same(await readFile(join(dir, 'model.safetensors')), weights)).toBe(true);
+    expect(log.filter((l) => l.url.endsWith('/model.safetensors')).map((l) => l.range)).toEqual([undefined, 'bytes=50000-']);
+  });
+
+  it('restarts from zero when the server ignores Range (HTTP 200)', async () => {
+    cutAfter.set('model.safetensors', 70_000);
+    await resolvePretrained('org/model', opts({ retries: 0 })).catch(() => undefined);
+    ignoreRange = true;
+    const dir = await resolvePretrained('org/model', opts({ retries: 0 }));
+    expect(same(await readFile(join(dir, 'model.safetensors')), weights)).toBe(true);
+  });
+
+  it('downloads sharded weights listed in model.safetensors.index.json', async () => {
+    const dir = await resolvePretrained('org/sharded', opts());
+    const files = repos.get('org/sharded') as Map<string, Buffer>;
+    for (const f of ['model-00001-of-00002.safetensors', 'model-00002-of-00002.safetensors']) {
+      expect(same(await readFile(join(dir, f)), files.get(f))).toBe(true);
+    }
+    // Each shard fetched once although the index names the first twice.
+    expect(log.filter((l) => l.url.endsWith('model-00001-of-00002.safetensors'))).toHaveLength(1);
+  });
+
+  it('a missing required file → HubError naming the file and the URL', async () => {
+    const err = await resolvePretrained('org/absent', opts()).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(HubError);
+    expect((err as ClipError).code).toBe('HUB');
+    expect((err as Error).message).toContain('config.json');
+    expect((err as Error).message).toContain(`${endpoint}/org/absent/resolve/main/config.json`);
+
+    const err2 = await resolvePretrained('org/noweights', opts()).catch((e: unknown) => e);
+    expect((err2 as Error).message).toMatch(/model\.safetensors.*model\.safetensors\.index\.json/);
+    expect((err2 as Error).message).toContain(`${endpoint}/org/noweights/resolve/main/`);
+  });
+
+  it('offline (HF_HUB_OFFLINE=1) with an empty cache → HubError listing what is missing, no request', async () => {
+    const saved = process.env.HF_HUB_OFFLINE;
+    process.env.HF_HUB_OFFLINE = '1';
+    try {
+      const err = await resolvePretrained('org/model', { endpoint, cacheDir: cache, progress: false }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(HubError);
+      expect((err as HubError).missing).toEqual(['config.json', 'model.safetensors (or model.safetensors.index.json + shards)']);
+      expect((err as Error).message).toMatch(/offline/);
+      expect((err as Error).message).toContain(cache);
+    } finally {
+      if (saved === undefined) delete process.env.HF_HUB_OFFLINE;
+      else process.env.HF_HUB_OFFLINE = saved;
+    }
+    expect(log).toEqual([]);
+  });
+
+  it('offline with a partial cache lists the missing shard', async () => {
+    cutAfter.set('model-00002-of-00002.safetensors', 10);
+    await resolvePretrained('org/sharded', opts({ retries: 0 })).catch(() => undefined);
+    const err = await resolvePretrained('org/sharded', opts({ offline: true })).catch((e: unknown) => e);
+    expect((err as HubError).missing).toEqual(['model-00002-of-00002.safetensors']);
+  });
+
+  it('returns an existing local directory as is; rejects what is neither a directory nor an id', async () => {
+    expect(await resolvePretrained(cache, opts())).toBe(cache);
+    await expect(resolvePretrained('./no/such/dir/here', opts())).rejects.toThrow(/neither an existing directory nor a Hub model id/);
+    expect(log).toEqual([]);
+  });
+});
+
+describe('fromPretrained (loopback server)', () => {
+  it('text tower: downloads, loads DistilBERT and its tokenizer, encodes a caption', async () => {
+    const before = tf.memory().numTensors;
+    const m = await fromPretrained('test/distilbert-tiny', opts());
+    expect(m.kind).toBe('text');
+    expect(m.dir).toBe(join(cache, 'models--test--distilbert-tiny', 'snapshots', COMMIT));
+    expect(m.encoder.hiddenSize).toBe(32);
+    expect(m.tokenizer?.encodeOne('Hello, my dog is cute')).toEqual([101, 7592, 1010, 2026, 3899, 2003, 10140, 102]);
+    const input = m.tokenizer!.tokenize(['a dog runs', 'two children'], 16);
+    const out = m.encoder.encode(input);
+    expect(out.shape).toEqual([2, 32]);
+    tf.dispose([out, input.inputIds, input.attentionMask]);
+    m.encoder.dispose();
+    expect(tf.memory().numTensors).toBe(before);
+  });
+
+  it('image tower: loads ViT with preprocessor_config.json, overrides win', async () => {
+    const m = await fromPretrained('test/vit-tiny', opts({ imageProcessor: { mean: CLIP_MEAN } }));
+    expect(m.kind).toBe('image');
+    expect([m.imageProcessor?.height, m.imageProcessor?.width]).toEqual([32, 32]);
+    expect(m.imageProcessor?.options.mean).toEqual([...CLIP_MEAN]);
+    expect(m.imageProcessor?.options.std).toEqual([0.5, 0.5, 0.5]);
+    m.encoder.dispose();
+  });
+});
