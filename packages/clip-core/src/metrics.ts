@@ -89,8 +89,8 @@ export function inBatchTopK(logitsPerImage: ScoreMatrix, ks: readonly number[] =
   const s = rows(logitsPerImage);
   if (s.n !== s.m || s.n === 0) throw new ShapeError(`inBatchTopK: logits must be square and non-empty, got ${s.n}×${s.m}`);
   for (const k of ks) checkK(k, 0, 'inBatchTopK');
-  const rowRank = new Array<number>(s.n).fill(0);
-  const colRank = new Array<number>(s.n).fill(0);
+  const rowRank = new Int32Array(s.n);
+  const colRank = new Int32Array(s.n);
   for (let i = 0; i < s.n; i++) {
     const d = s.at(i, i);
     for (let j = 0; j < s.n; j++) {
@@ -98,8 +98,7 @@ export function inBatchTopK(logitsPerImage: ScoreMatrix, ks: readonly number[] =
       if (s.at(j, i) > d) colRank[i]++;
     }
   }
-  const frac = (ranks: number[], k: number): number => ranks.filter((r) => r < k).length / ranks.length;
-  return ks.map((k) => ({ k, imageToText: frac(rowRank, k), textToImage: frac(colRank, k) }));
+  return ks.map((k) => ({ k, imageToText: fractionBelow(rowRank, k), textToImage: fractionBelow(colRank, k) }));
 }
 
 /**
@@ -134,11 +133,15 @@ export async function retrievalRecallAtK(
     );
     // text→image: rank of the caption's own image.
     const t2iRank = await chunkedRanks(txt, img, chunkSize, (j, sims) => sims[textToImage[j] as number] as number);
-    const frac = (ranks: Int32Array, k: number): number => ranks.filter((r) => r < k).length / ranks.length;
-    return ks.map((k) => ({ k, imageToText: frac(i2tRank, k), textToImage: frac(t2iRank, k) }));
+    return ks.map((k) => ({ k, imageToText: fractionBelow(i2tRank, k), textToImage: fractionBelow(t2iRank, k) }));
   } finally {
     tf.dispose([img, txt]);
   }
+}
+
+/** Fraction of ranks < k (a hit in the top k). */
+function fractionBelow(ranks: Int32Array, k: number): number {
+  return ranks.filter((r) => r < k).length / ranks.length;
 }
 
 /** For each query row, count candidates with similarity strictly above `target(row, sims)`. */
