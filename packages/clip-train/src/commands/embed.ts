@@ -1,5 +1,82 @@
+import { mkdir, writeFile } from 'node:fs/promises';
+import { dirname, extname } from 'node:path';
 import type { Command } from 'commander';
+import { describeBackend, initBackend, ValueError, writeSafetensors, type BackendName } from '@clip-ts/core';
 import type { CliIO } from '../cli.js';
+import { loadCheckpoint } from '../cli-support/checkpoint.js';
+import { embedImageFiles, embedTexts, type EmbeddingMatrix } from '../cli-support/embeddings.js';
+import { jsonReplacer, progress, writeJson } from '../cli-support/format.js';
+import { backendArg, positiveInt } from '../cli-support/options.js';
 
-// Placeholder until its issue lands: registers no command yet.
-export function registerEmbed(_program: Command, _io: CliIO): void {}
+export interface EmbedOptions {
+  checkpoint: string;
+  images?: string[];
+  texts?: string[];
+  out: string;
+  batchSize?: number;
+  backend?: BackendName;
+}
+
+export interface EmbedResult {
+  kind: 'image' | 'text';
+  count: number;
+  dim: number;
+  out: string;
+  format: 'safetensors' | 'json';
+}
+
+/**
+ * Embed images or texts with a checkpoint and write them to `out`: `.safetensors` holds one F32 tensor
+ * `embeddings` [N, D] with the inputs listed in the metadata (`inputs`, a JSON array); `.json` holds
+ * `{ kind, dim, inputs, embeddings: number[][] }`. Embeddings are L2-normalised, so dot products are cosines.
+ */
+export async function runEmbed(opts: EmbedOptions, io: CliIO): Promise<EmbedResult> {
+  const hasImages = (opts.images?.length ?? 0) > 0;
+  const hasTexts = (opts.texts?.length ?? 0) > 0;
+  if (hasImages === hasTexts) throw new ValueError('clip embed: give either --images FILES... or --texts TEXTS..., not both or neither');
+  const ext = extname(opts.out).toLowerCase();
+  if (ext !== '.safetensors' && ext !== '.json') {
+    throw new ValueError(`clip embed: --out ${opts.out}: the extension must be .safetensors or .json`);
+  }
+  progress(io, describeBackend(await initBackend(opts.backend)));
+  const ckpt = await loadCheckpoint(opts.checkpoint);
+  let emb: EmbeddingMatrix;
+  const inputs = (hasImages ? opts.images : opts.texts) as string[];
+  try {
+    progress(io, `embedding ${inputs.length} ${hasImages ? 'image(s)' : 'text(s)'} with ${opts.checkpoint}`);
+    emb = hasImages ? await embedImageFiles(ckpt, inputs, opts.batchSize) : await embedTexts(ckpt, inputs, opts.batchSize);
+  } finally {
+    ckpt.model.dispose();
+  }
+  const kind = hasImages ? 'image' : 'text';
+  await mkdir(dirname(opts.out), { recursive: true });
+  if (ext === '.safetensors') {
+    await writeSafetensors(
+      opts.out,
+      { embeddings: { dtype: 'F32', shape: [emb.count, emb.dim], data: emb.data } },
+      { kind, inputs: JSON.stringify(inputs), checkpoint: opts.checkpoint },
+    );
+  } else {
+    const rows = Array.from({ length: emb.count }, (_, i) => Array.from(emb.data.subarray(i * emb.dim, (i + 1) * emb.dim)));
+    await writeFile(opts.out, `${JSON.stringify({ kind, dim: emb.dim, checkpoint: opts.checkpoint, inputs, embeddings: rows }, jsonReplacer)}\n`);
+  }
+  return { kind, count: emb.count, dim: emb.dim, out: opts.out, format: ext === '.json' ? 'json' : 'safetensors' };
+}
+
+export function registerEmbed(program: Command, io: CliIO): void {
+  program
+    .command('embed')
+    .description('embed images or texts with a checkpoint; write .safetensors or .json (by extension)')
+    .requiredOption('--checkpoint <dir>', 'checkpoint directory (config.json, model.safetensors, tokenizer.json, preprocessor_config.json)')
+    .option('--images <files...>', 'image files (JPEG/PNG/WebP)')
+    .option('--texts <texts...>', 'texts to embed')
+    .requiredOption('--out <file>', 'output file: .safetensors (tensor "embeddings" [N, D]) or .json')
+    .option('--batch-size <n>', 'inputs per forward pass', positiveInt('--batch-size'), 32)
+    .option('--backend <name>', 'tfjs backend (default: $CLIP_BACKEND or auto)', backendArg)
+    .option('--json', 'print the result as one JSON object on stdout')
+    .action(async (o: EmbedOptions & { json?: boolean }) => {
+      const result = await runEmbed(o, io);
+      if (o.json) writeJson(io, result);
+      else io.stdout(`wrote ${result.count} ${result.kind} embeddings of dimension ${result.dim} to ${result.out}\n`);
+    });
+}
