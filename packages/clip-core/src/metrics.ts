@@ -93,10 +93,14 @@ export function inBatchTopK(logitsPerImage: ScoreMatrix, ks: readonly number[] =
   const colRank = new Int32Array(s.n);
   for (let i = 0; i < s.n; i++) {
     const d = s.at(i, i);
+    let row = 0;
+    let col = 0;
     for (let j = 0; j < s.n; j++) {
-      if (s.at(i, j) > d) rowRank[i]++;
-      if (s.at(j, i) > d) colRank[i]++;
+      if (s.at(i, j) > d) row++;
+      if (s.at(j, i) > d) col++;
     }
+    rowRank[i] = row;
+    colRank[i] = col;
   }
   return ks.map((k) => ({ k, imageToText: fractionBelow(rowRank, k), textToImage: fractionBelow(colRank, k) }));
 }
