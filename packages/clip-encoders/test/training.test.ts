@@ -15,12 +15,13 @@ async function gradsOn<I>(
   backend: 'cpu' | 'wasm',
   make: () => Encoder<I>,
   input: () => I,
+  training = false,
 ): Promise<Map<string, Float32Array>> {
   await initBackend(backend);
   const model = make(); // same seed on both backends → same weights
   const x = input();
   const before = tf.memory().numTensors;
-  const { value, grads } = tf.variableGrads(() => tf.sum(model.encode(x)) as tf.Scalar);
+  const { value, grads } = tf.variableGrads(() => tf.sum(model.encode(x, { training })) as tf.Scalar);
   const names = new Map(model.namedVariables().map((n) => [n.variable.name, n.name]));
   const out = new Map<string, Float32Array>();
   for (const [k, g] of Object.entries(grads)) out.set(names.get(k)!, new Float32Array(g.dataSync()));
@@ -66,5 +67,13 @@ describe('one training step on wasm matches cpu', () => {
     const rows = new Set<number>();
     for (let r = 0; r < 60; r++) if (g.slice(r * 16, (r + 1) * 16).some((v) => v !== 0)) rows.add(r);
     expect([...rows].sort((a, b) => a - b)).toEqual([1, 2, 5, 9, 59]);
+
+    // Training mode: dropout masks come from the tower's seeded Rng through tfjs' JS random ops, so
+    // they (and the gradients) agree across backends too.
+    const cpuTrain = await gradsOn('cpu', make, input, true);
+    const wasmTrain = await gradsOn('wasm', make, input, true);
+    expectClose(wasmTrain, cpuTrain, 4 + 2 * 16);
+    const differs = [...cpuTrain].some(([k, v]) => v.some((x, i) => Math.abs(x - cpu.get(k)![i]!) > 1e-6));
+    expect(differs).toBe(true);
   });
 });
