@@ -11,6 +11,7 @@ import {
   type TensorData,
 } from '@clip-ts/core';
 import { DistilBertModel, ViTModel } from '@clip-ts/encoders';
+import { activation } from '../src/layers.js';
 import { maxAbsDiff } from './helpers.js';
 
 const VIT = {
@@ -80,6 +81,30 @@ describe('registry and config', () => {
     expect(values(b.stateDict())).toEqual(values(a.stateDict()));
     a.dispose();
     b.dispose();
+  });
+});
+
+describe('shapes and activations the fixtures do not show', () => {
+  it('non-square image_size [h, w] and patch_size [ph, pw]: sequence = 1 + (h/ph)·(w/pw)', () => {
+    const m = new ViTModel({ ...VIT, image_size: [8, 12], patch_size: [4, 2] }, { seed: 2 });
+    const px = tf.zeros([1, 3, 8, 12]) as tf.Tensor4D;
+    const { lastHiddenState } = m.forward(px);
+    expect(lastHiddenState.shape).toEqual([1, 1 + 2 * 6, 16]);
+    const sd = m.stateDict();
+    expect(sd.get('embeddings.patch_embeddings.projection.weight')!.shape).toEqual([16, 3, 4, 2]);
+    tf.dispose([px, lastHiddenState, ...sd.values()]);
+    m.dispose();
+  });
+
+  it('gelu_new (tanh approximation) matches its formula at a few points', () => {
+    const x = tf.tensor1d([-3, -1, 0, 0.5, 1, 2.5]);
+    const y = activation('gelu_new', x).dataSync();
+    [-3, -1, 0, 0.5, 1, 2.5].forEach((v, i) => {
+      const want = 0.5 * v * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (v + 0.044715 * v ** 3)));
+      expect(y[i]).toBeCloseTo(want, 6);
+    });
+    expect(y[4]).toBeCloseTo(0.8411920, 6);
+    x.dispose();
   });
 });
 
