@@ -1,5 +1,90 @@
 import type { Command } from 'commander';
+import { describeBackend, initBackend, type BackendName } from '@clip-ts/core';
+import { toTensors } from '@clip-ts/encoders';
 import type { CliIO } from '../cli.js';
+import { loadCheckpoint } from '../cli-support/checkpoint.js';
+import { buildClassificationDataset } from '../cli-support/datasets.js';
+import { confusionTable, markdownTable, pct, progress, writeJson } from '../cli-support/format.js';
+import { backendArg, classificationDatasetArg, positiveInt, templateArg, type ClassificationDatasetKind } from '../cli-support/options.js';
+import { embedClassificationSet, scoreTemplates, type ZeroShotReport } from '../cli-support/zero-shot-eval.js';
 
-// Placeholder until its issue lands: registers no command yet.
-export function registerZeroshot(_program: Command, _io: CliIO): void {}
+/** The reference's prompt experiment on CIFAR-10: bare class name, "a photo of a …", "a fuzzy photo of a …". */
+export const REFERENCE_TEMPLATES: readonly string[] = ['{}', 'a photo of a {}.', 'a fuzzy photo of a {}.'];
+
+export interface ZeroshotOptions {
+  checkpoint: string;
+  dataset: ClassificationDatasetKind;
+  root?: string;
+  split?: string;
+  template?: string[];
+  batchSize?: number;
+  backend?: BackendName;
+}
+
+export interface ZeroshotResult extends ZeroShotReport {
+  checkpoint: string;
+  dataset: string;
+  split: string;
+  backend: string;
+}
+
+export async function runZeroshot(opts: ZeroshotOptions, io: CliIO): Promise<ZeroshotResult> {
+  const backend = await initBackend(opts.backend);
+  progress(io, describeBackend(backend));
+  const dataset = buildClassificationDataset(opts.dataset, opts.root, opts.split);
+  const templates = opts.template && opts.template.length > 0 ? opts.template : ['a photo of a {}.'];
+  const ckpt = await loadCheckpoint(opts.checkpoint);
+  try {
+    progress(io, `embedding ${dataset.length} images of ${dataset.name}/${dataset.split} (${dataset.classNames.length} classes)`);
+    let last = 0;
+    const images = await embedClassificationSet(ckpt.model, ckpt.imageProcessor, dataset, {
+      batchSize: opts.batchSize ?? 64,
+      onBatch: (done, total) => {
+        if (done - last >= 1000 || done === total) {
+          progress(io, `  ${done}/${total}`);
+          last = done;
+        }
+      },
+    });
+    const report = scoreTemplates(ckpt.model, (texts) => toTensors(ckpt.tokenizer.encode(texts, ckpt.maxLength)), dataset.classNames, images, templates);
+    return { checkpoint: opts.checkpoint, dataset: dataset.name, split: dataset.split, backend: backend.name, ...report };
+  } finally {
+    ckpt.model.dispose();
+  }
+}
+
+/** The results as markdown: accuracy per template (with chance), per-class accuracy, confusion matrix. */
+export function formatZeroshot(r: ZeroShotReport & { dataset?: string; split?: string }): string {
+  const ks = [...new Set(r.scores.flatMap((s) => Object.keys(s.topK).map(Number)))].sort((a, b) => a - b);
+  const head = `Zero-shot${r.dataset ? ` on ${r.dataset}/${r.split}` : ''}: ${r.images} images, ${r.classNames.length} classes, chance top-1 = ${pct(r.chance)}\n\n`;
+  const acc = markdownTable(
+    ['prompt', ...ks.map((k) => `top-${k}`)],
+    r.scores.map((s) => [JSON.stringify(s.template).slice(1, -1), ...ks.map((k) => pct(s.topK[k] ?? Number.NaN))]),
+  );
+  const perClass = markdownTable(
+    ['class', 'images', 'accuracy'],
+    r.classNames.map((c, i) => [c, String(r.detail.confusionMatrix[i]?.reduce((a, b) => a + b, 0) ?? 0), pct(r.detail.perClassAccuracy[i] ?? Number.NaN)]),
+  );
+  return `${head}${acc}\nPer-class accuracy (${r.detail.template}):\n\n${perClass}\nConfusion matrix (${r.detail.template}; rows: true class, columns: predicted):\n\n${confusionTable(r.detail.confusionMatrix, r.classNames)}`;
+}
+
+export function registerZeroshot(program: Command, io: CliIO): void {
+  program
+    .command('zeroshot')
+    .description('zero-shot classification: top-1/3/5 per prompt template, per-class accuracy, confusion matrix')
+    .requiredOption('--checkpoint <dir>', 'checkpoint directory')
+    .requiredOption('--dataset <kind>', 'cifar10 | cifar100 | imagefolder | shapes', classificationDatasetArg)
+    .option('--root <dir>', 'dataset directory (cifar-10-batches-bin/, cifar-100-binary/ or their parent; an image folder)')
+    .option('--split <name>', 'split for CIFAR (test | train; default test); label for an image folder')
+    .option('--template <text>', 'prompt template with {} for the class name; repeat for several (default "a photo of a {}.")', templateArg)
+    .option('--batch-size <n>', 'images per forward pass', positiveInt('--batch-size'), 64)
+    .option('--backend <name>', 'tfjs backend (default: $CLIP_BACKEND or auto)', backendArg)
+    .option('--json', 'print the result as one JSON object on stdout')
+    .action(async (o: ZeroshotOptions & { json?: boolean }) => {
+      const result = await runZeroshot(o, io);
+      if (o.json) {
+        const { detail, ...rest } = result;
+        writeJson(io, { ...rest, perClassAccuracy: Object.fromEntries(result.classNames.map((c, i) => [c, detail.perClassAccuracy[i]])), confusionMatrix: detail.confusionMatrix, detailTemplate: detail.template });
+      } else io.stdout(formatZeroshot(result));
+    });
+}
