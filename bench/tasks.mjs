@@ -1,0 +1,253 @@
+// One bench measurement per process (so backends, heaps and peak RSS do not mix), run by bench/run.mjs:
+//   node bench/tasks.mjs <train|infer|memory|pipeline|frozen|profile> [--backend wasm] [--reps N] [--warmup N]
+//        [--batch N] [--dir DIR] [--steps N]
+// Prints one JSON object as its last stdout line. Uses the BUILT packages (dist), as a user would.
+import * as tf from '@tensorflow/tfjs-core';
+import { parseArgs } from 'node:util';
+import { performance } from 'node:perf_hooks';
+import { readdir } from 'node:fs/promises';
+import { join } from 'node:path';
+
+const { positionals, values: opt } = parseArgs({
+  allowPositionals: true,
+  options: {
+    backend: { type: 'string', default: 'wasm' },
+    reps: { type: 'string', default: '5' },
+    warmup: { type: 'string', default: '1' },
+    batch: { type: 'string', default: '32' },
+    steps: { type: 'string', default: '50' },
+    dir: { type: 'string' },
+    budget: { type: 'string', default: '240' },
+  },
+});
+const task = positionals[0];
+const reps = Number(opt.reps);
+const warmup = Number(opt.warmup);
+const batchSize = Number(opt.batch);
+/** Stop adding timed repetitions past this many seconds (a slow backend still reports a median of ≥ 1). */
+const budgetMs = Number(opt.budget) * 1000;
+
+export const SMALL = {
+  model_type: 'clip-ts',
+  projection_dim: 256,
+  projection_head: 'linear',
+  head_dropout: 0,
+  vision_config: {
+    model_type: 'vit', image_size: 224, patch_size: 16, hidden_size: 192, num_hidden_layers: 4,
+    num_attention_heads: 3, intermediate_size: 768, hidden_dropout_prob: 0, attention_probs_dropout_prob: 0,
+  },
+  text_config: {
+    model_type: 'distilbert', dim: 192, n_layers: 4, n_heads: 3, hidden_dim: 768, vocab_size: 30522,
+    dropout: 0, attention_dropout: 0,
+  },
+};
+const SEQ = 40;
+const PAD = 10;
+
+const cpuMs = () => {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1000;
+};
+const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+};
+
+/** Run `fn` (async, returns nothing) warmup times, then up to `reps` timed times within the budget. */
+async function timed(fn) {
+  for (let i = 0; i < warmup; i++) await fn();
+  const wall = [];
+  const cpu = [];
+  const start = performance.now();
+  for (let i = 0; i < reps; i++) {
+    const t0 = performance.now();
+    const c0 = cpuMs();
+    await fn();
+    wall.push(performance.now() - t0);
+    cpu.push(cpuMs() - c0);
+    if (performance.now() - start > budgetMs) break;
+  }
+  return { ms: median(wall), cpuMs: median(cpu), timesMs: wall.map((t) => Math.round(t)), reps: wall.length };
+}
+
+async function setup() {
+  const core = await import('@clip-ts/core');
+  await import('@clip-ts/encoders'); // registers the vit / distilbert towers
+  const info = await core.initBackend(opt.backend);
+  return { core, info };
+}
+
+function makeBatch(n) {
+  return tf.tidy(() => {
+    const ids = new Int32Array(n * SEQ);
+    const mask = new Int32Array(n * SEQ);
+    for (let b = 0; b < n; b++) {
+      for (let s = 0; s < SEQ - PAD; s++) {
+        ids[b * SEQ + s] = s === 0 ? 101 : 1000 + ((b * 7919 + s * 104729) % 29000);
+        mask[b * SEQ + s] = 1;
+      }
+    }
+    return {
+      pixelValues: tf.randomNormal([n, 3, 224, 224], 0, 1, 'float32', 1),
+      inputIds: tf.tensor2d(ids, [n, SEQ], 'int32'),
+      attentionMask: tf.tensor2d(mask, [n, SEQ], 'int32'),
+    };
+  });
+}
+
+/** The project's Adam (PyTorch semantics) when @clip-ts/train exports it, else tfjs's own. */
+async function makeOptimizer(model) {
+  try {
+    const train = await import('@clip-ts/train');
+    if (typeof train.AdamOptimizer === 'function') {
+      const params = model.namedVariables().map((v) => ({ name: v.name, variable: v.variable, decay: false }));
+      const adam = new train.AdamOptimizer([{ name: 'all', params, lr: 1e-4, weightDecay: 0 }], { kind: 'adam' });
+      const byName = new Map(params.map((p) => [p.variable.name, p.variable]));
+      return {
+        name: '@clip-ts/train AdamOptimizer',
+        apply: (grads) => adam.applyGradients(new Map(Object.entries(grads).map(([k, g]) => [byName.get(k), g]))),
+      };
+    }
+  } catch {
+    // fall through
+  }
+  const adam = tf.train.adam(1e-4);
+  return { name: 'tf.train.adam', apply: (grads) => adam.applyGradients(grads) };
+}
+
+async function trainingStep() {
+  const { core, info } = await setup();
+  const model = core.CLIPModel.fromConfig(SMALL, { seed: 0 });
+  const optimizer = await makeOptimizer(model);
+  const vars = model.trainableVariables();
+  return {
+    core,
+    info,
+    model,
+    optimizer,
+    step: async (batch) => {
+      const loss = tf.tidy(() => {
+        const { value, grads } = tf.variableGrads(() => model.loss(batch, { training: true }), vars);
+        optimizer.apply(grads);
+        return value;
+      });
+      const v = (await loss.data())[0];
+      loss.dispose();
+      if (!Number.isFinite(v)) throw new Error(`loss is ${v}`);
+      return v;
+    },
+  };
+}
+
+const tasks = {
+  async train() {
+    const { info, step, optimizer } = await trainingStep();
+    const batch = makeBatch(batchSize);
+    const t = await timed(() => step(batch));
+    return { backend: info.tfBackend, optimizer: optimizer.name, batch: batchSize, samplesPerS: batchSize / (t.ms / 1000), ...t };
+  },
+
+  async profile() {
+    const { info, step } = await trainingStep();
+    const batch = makeBatch(batchSize);
+    await step(batch);
+    const p = await tf.profile(() => step(batch));
+    const byKernel = new Map();
+    const matmuls = new Map();
+    for (const k of p.kernels) {
+      if (k.name === 'BatchMatMul') {
+        const key = k.inputShapes.map((sh) => `[${sh}]`).join('·');
+        const e = matmuls.get(key) ?? { shapes: key, ms: 0, calls: 0 };
+        e.ms += k.kernelTimeMs;
+        e.calls += 1;
+        matmuls.set(key, e);
+      }
+      const e = byKernel.get(k.name) ?? { kernel: k.name, ms: 0, calls: 0 };
+      e.ms += typeof k.kernelTimeMs === 'number' ? k.kernelTimeMs : 0;
+      e.calls += 1;
+      byKernel.set(k.name, e);
+    }
+    const sorted = (m) => [...m.values()].sort((a, b) => b.ms - a.ms).map((e) => ({ ...e, ms: Math.round(e.ms) }));
+    // customGrad ops show up as 'unnamed scope' and their time includes the kernels they ran (listed too).
+    const kernels = sorted(byKernel).filter((e) => e.kernel !== 'unnamed scope');
+    return {
+      backend: info.tfBackend, batch: batchSize, totalKernelMs: kernels.reduce((s, e) => s + e.ms, 0),
+      kernels, matmuls: sorted(matmuls).slice(0, 15),
+    };
+  },
+
+  async infer() {
+    const { core, info } = await setup();
+    const model = core.CLIPModel.fromConfig(SMALL, { seed: 0 });
+    const batch = makeBatch(batchSize);
+    const run = async (f) => {
+      const out = f();
+      await out.data();
+      out.dispose();
+    };
+    const img = await timed(() => run(() => model.encodeImages(batch.pixelValues)));
+    const txt = await timed(() =>
+      run(() => model.encodeTexts({ inputIds: batch.inputIds, attentionMask: batch.attentionMask })),
+    );
+    return {
+      backend: info.tfBackend, batch: batchSize,
+      imagesPerS: batchSize / (img.ms / 1000), textsPerS: batchSize / (txt.ms / 1000), image: img, text: txt,
+    };
+  },
+
+  async memory() {
+    const { info, step } = await trainingStep();
+    const batch = makeBatch(batchSize);
+    await step(batch); // optimizer moments and kernel caches exist after the first step
+    const before = tf.memory().numTensors;
+    const rssBefore = process.memoryUsage().rss;
+    const steps = Number(opt.steps);
+    for (let i = 0; i < steps; i++) await step(batch);
+    const after = tf.memory().numTensors;
+    return {
+      backend: info.tfBackend, batch: batchSize, steps,
+      numTensorsBefore: before, numTensorsAfter: after, tensorGrowth: after - before,
+      rssBeforeMiB: Math.round(rssBefore / 2 ** 20), rssAfterMiB: Math.round(process.memoryUsage().rss / 2 ** 20),
+      peakRssMiB: Math.round(process.resourceUsage().maxRSS / 1024),
+    };
+  },
+
+  async frozen() {
+    const train = await import('@clip-ts/train');
+    if (typeof train.runExperiment !== 'function') {
+      throw new Error('@clip-ts/train does not export runExperiment (trainer + feature cache) yet');
+    }
+    throw new Error('frozen-training bench not wired to runExperiment yet');
+  },
+
+  async pipeline() {
+    const enc = await import('@clip-ts/encoders');
+    await (await import('@clip-ts/core')).initBackend(opt.backend);
+    const files = (await readdir(opt.dir)).filter((f) => f.endsWith('.jpg')).sort().map((f) => join(opt.dir, f));
+    const processor = new enc.ClipImageProcessor();
+    let next = 0;
+    const t = await timed(async () => {
+      const chosen = Array.from({ length: batchSize }, (_, j) => files[(next + j) % files.length]);
+      next += batchSize;
+      const arrays = await Promise.all(chosen.map((f) => processor.processFile(f)));
+      const pixels = enc.toPixelTensor(arrays, processor.height, processor.width);
+      if (pixels.shape.join() !== `${batchSize},3,224,224`) throw new Error(`bad batch shape ${pixels.shape}`);
+      pixels.dispose();
+    });
+    return { batch: batchSize, files: files.length, imagesPerS: batchSize / (t.ms / 1000), ...t };
+  },
+};
+
+const run = tasks[task];
+if (!run) {
+  console.error(`unknown task '${task}'; expected one of ${Object.keys(tasks).join(', ')}`);
+  process.exit(2);
+}
+try {
+  const result = await run();
+  console.log(JSON.stringify({ ok: true, task, ...result }));
+} catch (err) {
+  console.log(JSON.stringify({ ok: false, task, error: String(err?.message ?? err).split('\n')[0] }));
+  process.exitCode = 1;
+}
