@@ -13,3 +13,4 @@ export * from './image-processor.js';
 export { resizeRgb8, type ResampleFilter } from './resample.js';
 export * from './hub.js';
 export * from './pretrained.js';
+export * from './registry.js';
