@@ -11,15 +11,13 @@ import {
   ValueError,
   type EncodeOptions,
   type EncoderConfig,
-  type NamedVariable,
-  type TensorData,
   type TextEncoder,
   type TextInput,
 } from '@clip-ts/core';
 import { keyPaddingBias, multiHeadAttention } from './attention.js';
 import { normalInit } from './init.js';
 import { activation, firstToken, SeededDropout, type TowerOptions } from './layers.js';
-import { TowerWeights, type WeightGroup, type WeightLayout } from './weights.js';
+import { HfTower, type Dense, type Norm } from './tower.js';
 
 /**
  * DistilBERT text tower with the semantics and weight names of HF transformers' `DistilBertModel`
@@ -74,14 +72,6 @@ export interface DistilBertOutput {
   lastHiddenState: tf.Tensor3D;
 }
 
-interface Dense {
-  kernel: tf.Tensor2D;
-  bias: tf.Tensor1D;
-}
-interface Norm {
-  gamma: tf.Tensor1D;
-  beta: tf.Tensor1D;
-}
 interface TransformerBlock {
   q_lin: Dense;
   k_lin: Dense;
@@ -93,10 +83,9 @@ interface TransformerBlock {
   output_layer_norm: Norm;
 }
 
-export class DistilBertModel implements TextEncoder {
+export class DistilBertModel extends HfTower implements TextEncoder {
   readonly config: DistilBertConfig;
   readonly hiddenSize: number;
-  private readonly weights = new TowerWeights('distilbert');
   private readonly dropout: SeededDropout;
   private readonly wordEmbeddings: tf.Tensor2D;
   private readonly positionEmbeddings: tf.Tensor2D;
@@ -106,43 +95,31 @@ export class DistilBertModel implements TextEncoder {
   /** Build from a config with fresh weights initialised as HF's DistilBertPreTrainedModel does (seeded). */
   constructor(config: EncoderConfig | DistilBertConfig, options: TowerOptions = {}) {
     const c = parseDistilBertConfig(config);
-    this.config = c;
-    this.hiddenSize = c.dim;
     const rng = new Rng(options.seed ?? 0);
-    const random = options.initialize ?? true;
-    this.dropout = new SeededDropout(rng.fork(1));
-    const D = c.dim;
-    const std = c.initializer_range;
     // HF _init_weights: normal(std) (not truncated) for Linear and Embedding weights, the padding row of
     // the word embeddings zeroed, zero biases, LayerNorm ones/zeros.
-    const add = (name: string, shape: number[], layout: WeightLayout, group: WeightGroup, init: 'normal' | 'zeros' | 'ones', noDecay = false) => {
-      const n = shape.reduce((a, b) => a * b, 1);
-      const data = init === 'normal' && random ? normalInit(rng, n, std) : new Float32Array(n).fill(init === 'ones' ? 1 : 0);
-      if (name === 'embeddings.word_embeddings.weight') data.fill(0, c.pad_token_id * D, (c.pad_token_id + 1) * D);
-      return this.weights.add(name, shape, layout, data, { noDecay: noDecay || shape.length === 1, group }) as tf.Tensor;
-    };
-    const dense = (name: string, out: number, inp: number, group: WeightGroup): Dense => ({
-      kernel: add(`${name}.weight`, [out, inp], 'linear', group, 'normal') as tf.Tensor2D,
-      bias: add(`${name}.bias`, [out], 'plain', group, 'zeros') as tf.Tensor1D,
-    });
-    const norm = (name: string, group: WeightGroup): Norm => ({
-      gamma: add(`${name}.weight`, [D], 'plain', group, 'ones') as tf.Tensor1D,
-      beta: add(`${name}.bias`, [D], 'plain', group, 'zeros') as tf.Tensor1D,
-    });
-    this.wordEmbeddings = add('embeddings.word_embeddings.weight', [c.vocab_size, D], 'plain', 'embeddings', 'normal') as tf.Tensor2D;
-    this.positionEmbeddings = add('embeddings.position_embeddings.weight', [c.max_position_embeddings, D], 'plain', 'embeddings', 'normal') as tf.Tensor2D;
-    this.embeddingsNorm = norm('embeddings.LayerNorm', 'embeddings');
+    const random = options.initialize ?? true;
+    super('distilbert', c.n_layers, (n) => (random ? normalInit(rng, n, c.initializer_range) : null));
+    this.config = c;
+    this.hiddenSize = c.dim;
+    this.dropout = new SeededDropout(rng.fork(1));
+    const D = c.dim;
+    const words = this.initValues(c.vocab_size * D, 'random');
+    words.fill(0, c.pad_token_id * D, (c.pad_token_id + 1) * D);
+    this.wordEmbeddings = this.param('embeddings.word_embeddings.weight', [c.vocab_size, D], 'plain', 'embeddings', words) as tf.Tensor as tf.Tensor2D;
+    this.positionEmbeddings = this.param('embeddings.position_embeddings.weight', [c.max_position_embeddings, D], 'plain', 'embeddings', 'random') as tf.Tensor as tf.Tensor2D;
+    this.embeddingsNorm = this.norm('embeddings.LayerNorm', D, 'embeddings');
     for (let i = 0; i < c.n_layers; i++) {
       const p = `transformer.layer.${i}.`;
       this.layers.push({
-        q_lin: dense(`${p}attention.q_lin`, D, D, i),
-        k_lin: dense(`${p}attention.k_lin`, D, D, i),
-        v_lin: dense(`${p}attention.v_lin`, D, D, i),
-        out_lin: dense(`${p}attention.out_lin`, D, D, i),
-        sa_layer_norm: norm(`${p}sa_layer_norm`, i),
-        lin1: dense(`${p}ffn.lin1`, c.hidden_dim, D, i),
-        lin2: dense(`${p}ffn.lin2`, D, c.hidden_dim, i),
-        output_layer_norm: norm(`${p}output_layer_norm`, i),
+        q_lin: this.dense(`${p}attention.q_lin`, D, D, i),
+        k_lin: this.dense(`${p}attention.k_lin`, D, D, i),
+        v_lin: this.dense(`${p}attention.v_lin`, D, D, i),
+        out_lin: this.dense(`${p}attention.out_lin`, D, D, i),
+        sa_layer_norm: this.norm(`${p}sa_layer_norm`, D, i),
+        lin1: this.dense(`${p}ffn.lin1`, c.hidden_dim, D, i),
+        lin2: this.dense(`${p}ffn.lin2`, D, c.hidden_dim, i),
+        output_layer_norm: this.norm(`${p}output_layer_norm`, D, i),
       });
     }
   }
@@ -221,45 +198,8 @@ export class DistilBertModel implements TextEncoder {
     });
   }
 
-  namedVariables(): NamedVariable[] {
-    return this.weights.named();
-  }
-
-  trainableVariables(): tf.Variable[] {
-    return this.weights.trainable();
-  }
-
-  freeze(): void {
-    this.weights.setTrainable(false);
-  }
-
-  unfreeze(): void {
-    this.weights.setTrainable(true);
-  }
-
-  /** Train only the last `n` transformer blocks; embeddings (and earlier blocks) frozen. */
-  freezeAllButLast(n: number): void {
-    this.weights.freezeAllButLast(n, this.config.n_layers);
-  }
-
-  get frozen(): boolean {
-    return this.weights.frozen;
-  }
-
-  stateDict(): Map<string, tf.Tensor> {
-    return this.weights.stateDict();
-  }
-
-  loadStateDict(weights: ReadonlyMap<string, TensorData>, source: string): void {
-    this.weights.load(weights, source);
-  }
-
   getConfig(): EncoderConfig {
     return { ...this.config };
-  }
-
-  dispose(): void {
-    this.weights.dispose();
   }
 }
 

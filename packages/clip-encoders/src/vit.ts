@@ -12,13 +12,12 @@ import {
   type EncoderConfig,
   type ImageEncoder,
   type ImageInput,
-  type NamedVariable,
-  type TensorData,
 } from '@clip-ts/core';
 import { multiHeadAttention } from './attention.js';
 import { truncNormalInit } from './init.js';
 import { ACTIVATIONS, activation, firstToken, SeededDropout, type TowerOptions } from './layers.js';
-import { TowerWeights, type WeightGroup, type WeightLayout } from './weights.js';
+import { HfTower, type Dense, type Norm } from './tower.js';
+import type { WeightGroup } from './weights.js';
 
 /**
  * ViT image tower with the semantics and weight names of HF transformers' `ViTModel`
@@ -89,14 +88,6 @@ export interface ViTOutput {
   poolerOutput?: tf.Tensor2D;
 }
 
-interface Dense {
-  kernel: tf.Tensor2D;
-  bias?: tf.Tensor1D;
-}
-interface Norm {
-  gamma: tf.Tensor1D;
-  beta: tf.Tensor1D;
-}
 interface ViTLayer {
   layernorm_before: Norm;
   query: Dense;
@@ -108,11 +99,10 @@ interface ViTLayer {
   output: Dense;
 }
 
-export class ViTModel implements ImageEncoder {
+export class ViTModel extends HfTower implements ImageEncoder {
   readonly config: ViTConfig;
   readonly hiddenSize: number;
   readonly hasPooler: boolean;
-  private readonly weights = new TowerWeights('vit');
   private readonly dropout: SeededDropout;
   private readonly imageHW: [number, number];
   private readonly patchHW: [number, number];
@@ -127,57 +117,43 @@ export class ViTModel implements ImageEncoder {
   /** Build from a config with fresh weights initialised as HF's ViTPreTrainedModel does (seeded). */
   constructor(config: EncoderConfig | ViTConfig, options: TowerOptions = {}) {
     const c = parseViTConfig(config);
+    const rng = new Rng(options.seed ?? 0);
+    // HF _init_weights: trunc_normal(std) for Linear/Conv2d weights and the cls/position embeddings,
+    // zero biases, LayerNorm ones/zeros.
+    const random = options.initialize ?? true;
+    super('vit', c.num_hidden_layers, (n) => (random ? truncNormalInit(rng, n, c.initializer_range) : null));
     this.config = c;
     this.hiddenSize = c.hidden_size;
     this.hasPooler = c.add_pooling_layer ?? c.feature === 'pooler';
     this.imageHW = pair(c.image_size);
     this.patchHW = pair(c.patch_size);
     this.numPatches = (this.imageHW[0] / this.patchHW[0]) * (this.imageHW[1] / this.patchHW[1]);
-    const rng = new Rng(options.seed ?? 0);
-    const random = options.initialize ?? true;
     this.dropout = new SeededDropout(rng.fork(1));
     const D = c.hidden_size;
-    const std = c.initializer_range;
-    const size = (shape: number[]): number => shape.reduce((a, b) => a * b, 1);
-    // HF _init_weights: trunc_normal(std) for Linear/Conv2d weights and the cls/position embeddings,
-    // zero biases, LayerNorm ones/zeros.
-    const add = (name: string, shape: number[], layout: WeightLayout, group: WeightGroup, init: 'normal' | 'zeros' | 'ones') => {
-      const data =
-        init === 'normal' && random ? truncNormalInit(rng, size(shape), std) : new Float32Array(size(shape)).fill(init === 'ones' ? 1 : 0);
-      const noDecay = layout === 'plain' && shape.length === 1;
-      return this.weights.add(name, shape, layout, data, { noDecay, group });
-    };
-    const dense = (name: string, out: number, inp: number, group: WeightGroup, bias = true): Dense => ({
-      kernel: add(`${name}.weight`, [out, inp], 'linear', group, 'normal') as tf.Tensor as tf.Tensor2D,
-      bias: bias ? (add(`${name}.bias`, [out], 'plain', group, 'zeros') as tf.Tensor as tf.Tensor1D) : undefined,
-    });
-    const norm = (name: string, group: WeightGroup): Norm => ({
-      gamma: add(`${name}.weight`, [D], 'plain', group, 'ones') as tf.Tensor as tf.Tensor1D,
-      beta: add(`${name}.bias`, [D], 'plain', group, 'zeros') as tf.Tensor as tf.Tensor1D,
-    });
+    const norm = (name: string, group: WeightGroup): Norm => this.norm(name, D, group);
 
-    this.clsToken = add('embeddings.cls_token', [1, 1, D], 'plain', 'embeddings', 'normal');
-    this.positionEmbeddings = add('embeddings.position_embeddings', [1, this.numPatches + 1, D], 'plain', 'embeddings', 'normal');
+    this.clsToken = this.param('embeddings.cls_token', [1, 1, D], 'plain', 'embeddings', 'random');
+    this.positionEmbeddings = this.param('embeddings.position_embeddings', [1, this.numPatches + 1, D], 'plain', 'embeddings', 'random');
     const [ph, pw] = this.patchHW;
     this.projection = {
-      kernel: add('embeddings.patch_embeddings.projection.weight', [D, c.num_channels, ph, pw], 'patch', 'embeddings', 'normal') as tf.Tensor as tf.Tensor2D,
-      bias: add('embeddings.patch_embeddings.projection.bias', [D], 'plain', 'embeddings', 'zeros') as tf.Tensor as tf.Tensor1D,
+      kernel: this.param('embeddings.patch_embeddings.projection.weight', [D, c.num_channels, ph, pw], 'patch', 'embeddings', 'random') as tf.Tensor as tf.Tensor2D,
+      bias: this.param('embeddings.patch_embeddings.projection.bias', [D], 'plain', 'embeddings', 'zeros') as tf.Tensor as tf.Tensor1D,
     };
     for (let i = 0; i < c.num_hidden_layers; i++) {
       const p = `encoder.layer.${i}.`;
       this.layers.push({
         layernorm_before: norm(`${p}layernorm_before`, i),
-        query: dense(`${p}attention.attention.query`, D, D, i, c.qkv_bias),
-        key: dense(`${p}attention.attention.key`, D, D, i, c.qkv_bias),
-        value: dense(`${p}attention.attention.value`, D, D, i, c.qkv_bias),
-        attention_output: dense(`${p}attention.output.dense`, D, D, i),
+        query: this.dense(`${p}attention.attention.query`, D, D, i, c.qkv_bias),
+        key: this.dense(`${p}attention.attention.key`, D, D, i, c.qkv_bias),
+        value: this.dense(`${p}attention.attention.value`, D, D, i, c.qkv_bias),
+        attention_output: this.dense(`${p}attention.output.dense`, D, D, i),
         layernorm_after: norm(`${p}layernorm_after`, i),
-        intermediate: dense(`${p}intermediate.dense`, c.intermediate_size, D, i),
-        output: dense(`${p}output.dense`, D, c.intermediate_size, i),
+        intermediate: this.dense(`${p}intermediate.dense`, c.intermediate_size, D, i),
+        output: this.dense(`${p}output.dense`, D, c.intermediate_size, i),
       });
     }
     this.layernorm = norm('layernorm', 'head');
-    if (this.hasPooler) this.pooler = dense('pooler.dense', D, D, 'head');
+    if (this.hasPooler) this.pooler = this.dense('pooler.dense', D, D, 'head');
   }
 
   /**
@@ -259,47 +235,14 @@ export class ViTModel implements ImageEncoder {
     });
   }
 
-  namedVariables(): NamedVariable[] {
-    return this.weights.named();
-  }
-
   /** Trainable weights the forward pass uses (the pooler only counts when `feature` is 'pooler'). */
-  trainableVariables(): tf.Variable[] {
+  override trainableVariables(): tf.Variable[] {
     const poolerUnused = this.config.feature !== 'pooler';
     return this.weights.trainable((name) => poolerUnused && name.startsWith('pooler.'));
   }
 
-  freeze(): void {
-    this.weights.setTrainable(false);
-  }
-
-  unfreeze(): void {
-    this.weights.setTrainable(true);
-  }
-
-  /** Train only the last `n` encoder layers plus the final LayerNorm and pooler; embeddings frozen. */
-  freezeAllButLast(n: number): void {
-    this.weights.freezeAllButLast(n, this.config.num_hidden_layers);
-  }
-
-  get frozen(): boolean {
-    return this.weights.frozen;
-  }
-
-  stateDict(): Map<string, tf.Tensor> {
-    return this.weights.stateDict();
-  }
-
-  loadStateDict(weights: ReadonlyMap<string, TensorData>, source: string): void {
-    this.weights.load(weights, source);
-  }
-
   getConfig(): EncoderConfig {
     return { ...this.config, add_pooling_layer: this.hasPooler };
-  }
-
-  dispose(): void {
-    this.weights.dispose();
   }
 }
 
