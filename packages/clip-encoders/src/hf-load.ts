@@ -113,40 +113,37 @@ export async function loadEncoderFromDir(dir: string, options: LoadEncoderOption
   if (type !== 'vit' && type !== 'distilbert') {
     throw new ConfigError(`${configFile}: unsupported model_type ${JSON.stringify(type)}; expected 'vit' or 'distilbert'`);
   }
-  const extra: Record<string, unknown> = {};
-  if (options.feature !== undefined) extra.feature = options.feature;
+  const base: Record<string, unknown> = { ...(raw as EncoderConfig) };
+  if (options.feature !== undefined) base.feature = options.feature;
   // Validate the config before reading (possibly GBs of) weights.
-  if (type === 'vit') parseViTConfig({ ...(raw as EncoderConfig), ...extra }, configFile);
-  else parseDistilBertConfig({ ...(raw as EncoderConfig), ...extra }, configFile);
+  const textConfig = type === 'distilbert' ? parseDistilBertConfig(base, configFile) : undefined;
+  if (type === 'vit') parseViTConfig(base, configFile);
   const prefixes = PREFIXES[type];
-  // Which tower keys exist decides the optional parts (the ViT pooler) before anything is decoded.
-  const wanted = (key: string): boolean => !stripPrefix(key, prefixes).endsWith('position_ids');
-  const { tensors, source } = await readCheckpointTensors(dir, wanted);
+  const { tensors, source } = await readCheckpointTensors(dir, (key) => !key.endsWith('position_ids'));
   const weights = new Map<string, TensorData>();
   for (const [key, t] of tensors) {
     const name = stripPrefix(key, prefixes);
     // An un-prefixed duplicate would be ambiguous; the prefixed (tower) key wins.
     if (!weights.has(name) || name !== key) weights.set(name, t);
   }
-  if (type === 'vit') {
-    extra.add_pooling_layer = options.pooler ?? (weights.has('pooler.dense.weight') || options.feature === 'pooler');
-    const config = parseViTConfig({ ...(raw as EncoderConfig), ...extra }, configFile);
-    const encoder = new ViTModel(config, { seed: options.seed, initialize: false });
-    try {
-      encoder.loadStateDict(weights, source);
-    } catch (err) {
-      encoder.dispose();
-      throw err;
-    }
-    return { kind: 'image', encoder, config: encoder.config };
+  const opts = { seed: options.seed, initialize: false };
+  if (textConfig) {
+    const encoder = withWeights(new DistilBertModel(textConfig, opts), weights, source);
+    return { kind: 'text', encoder, config: encoder.config };
   }
-  const config = parseDistilBertConfig({ ...(raw as EncoderConfig), ...extra }, configFile);
-  const encoder = new DistilBertModel(config, { seed: options.seed, initialize: false });
+  // The ViT pooler is built when the checkpoint has one (ViTModel) and not when it has none (ViTFor*).
+  base.add_pooling_layer = options.pooler ?? (weights.has('pooler.dense.weight') || options.feature === 'pooler');
+  const encoder = withWeights(new ViTModel(parseViTConfig(base, configFile), opts), weights, source);
+  return { kind: 'image', encoder, config: encoder.config };
+}
+
+/** Load `weights` into a fresh tower, disposing it if they don't fit. */
+function withWeights<E extends ViTModel | DistilBertModel>(encoder: E, weights: Map<string, TensorData>, source: string): E {
   try {
     encoder.loadStateDict(weights, source);
+    return encoder;
   } catch (err) {
     encoder.dispose();
     throw err;
   }
-  return { kind: 'text', encoder, config: encoder.config };
 }
