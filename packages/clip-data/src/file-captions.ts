@@ -51,16 +51,7 @@ export class FileCaptionDataset implements ImageCaptionDataset {
   }
 
   fingerprint(): string {
-    this.fp ??= hashStrings(
-      (function* (name: string, split: string, items: readonly CaptionItem[]) {
-        yield name;
-        yield split;
-        for (const it of items) {
-          yield it.key;
-          yield* it.captions;
-        }
-      })(this.name, this.split, this.items),
-    );
+    this.fp ??= hashStrings([this.name, this.split, ...this.items.flatMap((it) => [it.key, ...it.captions])]);
     return this.fp;
   }
 }

@@ -1,4 +1,4 @@
-import { readdirSync, realpathSync, statSync } from 'node:fs';
+import { readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { DataError } from '@clip-ts/core';
 import type { ImageProcessor } from '@clip-ts/core';
@@ -6,7 +6,7 @@ import { processFileChecked } from './errors.js';
 import { ImageFolderOptionsSchema } from './schemas.js';
 import type { ImageFolderOptions } from './schemas.js';
 import type { ClassificationDataset, OnBadImage } from './types.js';
-import { checkIndex, defaultWarn, hashStrings, isInside, listSome, parseOptions, promptName, realDir } from './util.js';
+import { checkIndex, defaultWarn, hashStrings, listSome, parseOptions, promptName, realDir, realInside } from './util.js';
 
 interface FolderItem {
   key: string;
@@ -61,13 +61,6 @@ export class ImageFolderDataset implements ClassificationDataset {
 
 const byName = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
 
-/** Real path of `p`, which must stay inside `realRoot` (symlinks out of the root are errors naming the file). */
-function realInside(realRoot: string, p: string): string {
-  const real = realpathSync(p);
-  if (!isInside(realRoot, real)) throw new DataError(`image folder: ${p} resolves to ${real}, outside the dataset root ${realRoot} (symlink out of the root)`);
-  return real;
-}
-
 /**
  * A classification set from `root/<class>/**\/*.{jpg,jpeg,png,webp}`. Class names for prompts are the
  * directory names with underscores as spaces. Hidden files are ignored; empty class directories are
@@ -97,7 +90,7 @@ export function loadImageFolder(root: string, options: ImageFolderOptions = {}):
   classDirs.forEach((dir, label) => {
     const before = items.length;
     const walk = (rel: string) => {
-      const real = realInside(realRoot, path.join(realRoot, rel));
+      const real = realInside(realRoot, path.join(realRoot, rel), 'image folder') as string;
       if (visited.has(real)) return; // a directory reached twice through symlinks
       visited.add(real);
       for (const n of readdirSync(real).sort(byName)) {
@@ -107,7 +100,7 @@ export function loadImageFolder(root: string, options: ImageFolderOptions = {}):
         const st = statOf(child);
         if (st.isDirectory()) walk(childRel);
         else if (st.isFile() && exts.has(path.extname(n).toLowerCase())) {
-          const file = realInside(realRoot, child);
+          const file = realInside(realRoot, child, 'image folder') as string;
           const prev = seenFiles.get(file);
           if (prev !== undefined) {
             dups.push(`${childRel} (same file as ${prev})`);

@@ -52,21 +52,26 @@ export function checkRelativeName(name: string, where: string): void {
 }
 
 /**
- * Resolve `name` inside `realBase` (already a realpath) and follow symlinks: returns the real path, or
- * null when the file does not exist. A symlink that leads out of `realBase` is a DataError naming `where`.
+ * Real path of `p` (following symlinks), or null when it does not exist. A path that leads out of
+ * `realBase` (already a realpath) is a DataError naming `where` (a symlink out of the root).
  */
-export function resolveInside(realBase: string, name: string, where: string): string | null {
+export function realInside(realBase: string, p: string, where: string): string | null {
   let real: string;
   try {
-    real = realpathSync(path.join(realBase, name));
+    real = realpathSync(p);
   } catch {
     return null;
   }
   if (!isInside(realBase, real)) {
-    throw new DataError(`${where}: image '${name}' resolves to ${real}, outside the dataset directory ${realBase} (symlink out of the root)`);
+    throw new DataError(`${where}: '${path.relative(realBase, p)}' resolves to ${real}, outside the dataset directory ${realBase} (symlink out of the root)`);
   }
-  if (!statSync(real).isFile()) return null;
   return real;
+}
+
+/** Resolve image `name` inside `realBase`: its real path, or null when there is no such file. */
+export function resolveInside(realBase: string, name: string, where: string): string | null {
+  const real = realInside(realBase, path.join(realBase, name), where);
+  return real !== null && statSync(real).isFile() ? real : null;
 }
 
 export function isInside(base: string, p: string): boolean {

@@ -149,7 +149,7 @@ describe('loadFlickr8k: bad input', () => {
       const img = path.join(dir, 'images', name);
       renameSync(img, `${img}.orig`);
       symlinkSync(path.join(outside.dir, 'x.jpg'), img);
-      expectDataError(() => loadFlickr8k(dir), /Flickr_8k\.trainImages\.txt:1: image '1000_abc0\.jpg' resolves to .*outside the dataset directory/);
+      expectDataError(() => loadFlickr8k(dir), /Flickr_8k\.trainImages\.txt:1: '1000_abc0\.jpg' resolves to .*outside the dataset directory/);
     } finally {
       outside.cleanup();
     }

@@ -42,7 +42,7 @@ describe('loadImageFolder', () => {
       await writeImage(path.join(outside.dir, 'x.jpg'), [0, 0, 0]);
       await writeImage(path.join(dir, 'cat', 'a.jpg'), [1, 1, 1]);
       symlinkSync(path.join(outside.dir, 'x.jpg'), path.join(dir, 'cat', 'evil.jpg'));
-      expect(() => loadImageFolder(dir)).toThrow(/cat\/evil\.jpg resolves to .* outside the dataset root/);
+      expect(() => loadImageFolder(dir)).toThrow(/image folder: 'cat\/evil\.jpg' resolves to .* outside the dataset directory/);
     } finally {
       outside.cleanup();
     }
