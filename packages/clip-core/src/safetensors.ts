@@ -425,9 +425,14 @@ function encodeTensor(name: string, t: WritableTensor): Uint8Array {
   if (numel !== t.data.length) {
     throw new SafetensorsError(`${where}: shape [${t.shape.join(', ')}] has ${numel} elements but data has ${t.data.length}`);
   }
+  const src = t.data;
+  // Fast path (checkpoints are mostly F32): on little-endian hosts the bytes are the array's own; a view
+  // is enough because serializeSafetensors copies every blob into the output.
+  if (LITTLE_ENDIAN && t.dtype === 'F32' && src instanceof Float32Array) {
+    return new Uint8Array(src.buffer, src.byteOffset, src.byteLength);
+  }
   const out = new Uint8Array(numel * WRITE_SIZES[t.dtype]);
   const view = new DataView(out.buffer);
-  const src = t.data;
   switch (t.dtype) {
     case 'F32':
       for (let i = 0; i < numel; i++) view.setFloat32(4 * i, src[i] as number, true);
