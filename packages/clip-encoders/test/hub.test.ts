@@ -30,6 +30,9 @@ const log: Logged[] = [];
 /** file name → bytes after which the next response for it is cut (socket destroyed); one-shot. */
 const cutAfter = new Map<string, number>();
 let ignoreRange = false;
+/** Origin of a second loopback server (the 'CDN') that org/redirected's weights redirect to. */
+let redirectTo: string | undefined;
+let cdn: Server;
 let server: Server;
 let endpoint: string;
 let cache: string;
@@ -46,6 +49,12 @@ function handler(req: IncomingMessage, res: ServerResponse): void {
     return;
   }
   const file = decodeURIComponent(m[3] as string);
+  if (redirectTo && file === 'model.safetensors' && m[1] === 'org/redirected' && m[2] !== 'cdn') {
+    // Like the Hub for LFS files: a 302 to a CDN on another origin.
+    log.push({ url, range, status: 302 });
+    res.writeHead(302, { location: `${redirectTo}/blobs/${file}`, 'x-repo-commit': COMMIT }).end();
+    return;
+  }
   let start = 0;
   let status = 200;
   const rm = range && !ignoreRange ? /^bytes=(\d+)-$/.exec(range) : null;
@@ -83,6 +92,13 @@ beforeAll(async () => {
   server = createServer(handler);
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   endpoint = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  // The CDN serves /blobs/{file} of org/redirected through the same handler (Range, cut-offs, log).
+  cdn = createServer((req, res) => {
+    req.url = (req.url ?? '').replace(/^\/blobs\//, '/org/redirected/resolve/cdn/');
+    handler(req, res);
+  });
+  await new Promise<void>((r) => cdn.listen(0, '127.0.0.1', r));
+  redirectTo = `http://127.0.0.1:${(cdn.address() as AddressInfo).port}`;
   repos.set(
     'org/model',
     new Map([
@@ -102,6 +118,7 @@ beforeAll(async () => {
     ]),
   );
   repos.set('org/noweights', new Map([['config.json', config]]));
+  repos.set('org/redirected', new Map([['config.json', config], ['model.safetensors', weights]]));
   const fix = (p: string): string => fileURLToPath(new URL(`./fixtures/${p}`, import.meta.url));
   repos.set(
     'test/distilbert-tiny',
@@ -123,6 +140,7 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await new Promise<void>((r) => server.close(() => r()));
+  await new Promise<void>((r) => cdn.close(() => r()));
 });
 beforeEach(async () => {
   cache = await mkdtemp(join(tmpdir(), 'clip-hub-'));
@@ -191,6 +209,18 @@ describe('resolvePretrained (loopback server)', () => {
     ignoreRange = true;
     const dir = await resolvePretrained('org/model', opts({ retries: 0 }));
     expect(same(await readFile(join(dir, 'model.safetensors')), weights)).toBe(true);
+  });
+
+  it('follows a redirect to another origin and resumes there with Range', async () => {
+    cutAfter.set('model.safetensors', 120_000);
+    await expect(resolvePretrained('org/redirected', opts({ retries: 0 }))).rejects.toThrow(/interrupted/);
+    log.length = 0;
+    const dir = await resolvePretrained('org/redirected', opts({ retries: 0 }));
+    expect(same(await readFile(join(dir, 'model.safetensors')), weights)).toBe(true);
+    expect(log.filter((l) => l.url.includes('model.safetensors'))).toEqual([
+      { url: '/org/redirected/resolve/main/model.safetensors', range: 'bytes=120000-', status: 302 },
+      { url: '/org/redirected/resolve/cdn/model.safetensors', range: 'bytes=120000-', status: 206 },
+    ]);
   });
 
   it('downloads sharded weights listed in model.safetensors.index.json', async () => {
