@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { CheckpointError, type NamedVariable, type TensorData } from '@clip-ts/core';
+import { CheckpointError, ValueError, type NamedVariable, type TensorData } from '@clip-ts/core';
 
 /**
  * The weights of one tower, named as in the HF checkpoint, with the layout conversions between
@@ -91,7 +91,7 @@ export class TowerWeights {
    * embeddings and earlier blocks are frozen. n = 0 leaves only the head trainable.
    */
   freezeAllButLast(n: number, numBlocks: number): void {
-    if (!Number.isInteger(n) || n < 0) throw new RangeError(`freezeAllButLast: n must be a non-negative integer, got ${n}`);
+    if (!Number.isInteger(n) || n < 0) throw new ValueError(`freezeAllButLast: n must be a non-negative integer, got ${n}`);
     const first = numBlocks - n;
     for (const e of this.entries) {
       e.variable.trainable = e.group === 'head' || (typeof e.group === 'number' && e.group >= first);

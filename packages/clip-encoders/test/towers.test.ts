@@ -261,7 +261,7 @@ describe('freezing', () => {
     const trainable = m.trainableVariables().map((v) => names.get(v)!);
     expect(trainable.length).toBe(16);
     expect(trainable.every((n) => n.startsWith('transformer.layer.1.'))).toBe(true);
-    expect(() => m.freezeAllButLast(-1)).toThrow(RangeError);
+    expect(() => m.freezeAllButLast(-1)).toThrow(ValueError);
     m.dispose();
   });
 });
