@@ -339,27 +339,29 @@ export class CLIPModel {
     return model;
   }
 
-  /** Load checkpoint-named, PyTorch-layout weights (see namedVariables). Errors name `source` and the key. */
+  /**
+   * Load checkpoint-named, PyTorch-layout weights (see namedVariables). Errors name `source` and the key;
+   * each part (tower, head) checks all its keys before assigning, but after an error in a later part the
+   * earlier parts hold the new weights (CLIPModel.load discards such a model).
+   */
   loadStateDict(weights: ReadonlyMap<string, TensorData>, source: string): void {
     const sub = (prefix: string): Map<string, TensorData> => {
       const out = new Map<string, TensorData>();
       for (const [k, v] of weights) if (k.startsWith(prefix)) out.set(k.slice(prefix.length), v);
       return out;
     };
-    // Validate the scale before touching anything, so a wrong file fails early.
+    // Check the scale before touching any weight, so a file without it fails before a partial load.
     const scale = weights.get(LOGIT_SCALE);
-    if (scale && scale.data.length !== 1) {
+    if (!scale) throw new CheckpointError(`${source}: missing weights: ${LOGIT_SCALE}`);
+    if (scale.data.length !== 1) {
       throw new CheckpointError(`${source}: '${LOGIT_SCALE}' has shape [${scale.shape.join(', ')}], expected a scalar`);
     }
     this.imageEncoder.loadStateDict(sub(PREFIX.vision), `${source} (${PREFIX.vision}*)`);
     this.textEncoder.loadStateDict(sub(PREFIX.text), `${source} (${PREFIX.text}*)`);
     this.visualProjection.loadStateDict(sub(PREFIX.visualProjection), `${source} (${PREFIX.visualProjection}*)`);
     this.textProjection.loadStateDict(sub(PREFIX.textProjection), `${source} (${PREFIX.textProjection}*)`);
-    loadParams(
-      [{ key: LOGIT_SCALE, variable: this.logitScale, layout: 'same' }],
-      new Map(scale ? [[LOGIT_SCALE, { ...scale, shape: [] }]] : []),
-      source,
-    );
+    // Stored 0-d like HF's; [1] (older writers) is accepted too.
+    loadParams([{ key: LOGIT_SCALE, variable: this.logitScale, layout: 'same' }], new Map([[LOGIT_SCALE, { ...scale, shape: [] }]]), source);
   }
 
   /** Release every weight (towers, heads, scale). The model is unusable afterwards. */
