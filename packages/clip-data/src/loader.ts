@@ -134,7 +134,11 @@ abstract class BaseLoader<D extends ImageDataset, B> {
    */
   async *batches(epoch = 0, options: { startBatch?: number } = {}): AsyncGenerator<B> {
     if (!Number.isInteger(epoch) || epoch < 0) throw new ValueError(`batches: epoch must be a non-negative integer, got ${epoch}`);
-    const plan = this.plan(epoch).slice(options.startBatch ?? 0);
+    const startBatch = options.startBatch ?? 0;
+    if (!Number.isInteger(startBatch) || startBatch < 0 || startBatch > this.numBatches) {
+      throw new ValueError(`batches: startBatch must be an integer in [0, ${this.numBatches}], got ${startBatch}`);
+    }
+    const plan = this.plan(epoch).slice(startBatch);
     const sem = new Semaphore(this.opts.concurrency);
     const pending: Array<Promise<Decoded>> = [];
     let next = 0;

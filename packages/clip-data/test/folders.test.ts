@@ -83,6 +83,12 @@ describe('loadCaptionCsv', () => {
     expect((await ds.loadImage(1, new TestProcessor()))[2 * 64]).toBeGreaterThan(0.5);
   });
 
+  it('reads Windows line endings and a byte-order mark', async () => {
+    await writeImage(path.join(dir, 'a.jpg'), [255, 0, 0]);
+    writeFileSync(path.join(dir, 'captions.csv'), '\uFEFFimage,caption\r\na.jpg,"first, quoted"\r\na.jpg,A dog "playing" , outside\r\n');
+    expect(loadCaptionCsv(dir).captions(0)).toEqual(['first, quoted', 'A dog "playing" , outside']);
+  });
+
   it('an optional split column selects rows', async () => {
     await writeImage(path.join(dir, 'a.jpg'), [255, 0, 0]);
     await writeImage(path.join(dir, 'b.jpg'), [0, 0, 255]);

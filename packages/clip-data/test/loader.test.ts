@@ -117,6 +117,8 @@ describe('CaptionLoader', () => {
     const full = await collect(loaderFor(), 7);
     const resumed = await collect(loaderFor(), 7, 2);
     expect(resumed).toEqual(full.slice(2));
+    await expect(collect(loaderFor(), 7, 5)).rejects.toThrow(ValueError);
+    await expect(collect(loaderFor(), -1)).rejects.toThrow(ValueError);
   });
 
   it('leaks no tensor: after disposing, and when the consumer stops early', async () => {
