@@ -5,8 +5,11 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { parseArgs } from 'node:util';
 import { performance } from 'node:perf_hooks';
-import { readdir } from 'node:fs/promises';
-import { join } from 'node:path';
+import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { writeBenchImages } from './images.mjs';
 
 const { positionals, values: opt } = parseArgs({
   allowPositionals: true,
@@ -43,6 +46,33 @@ export const SMALL = {
 };
 const SEQ = 40;
 const PAD = 10;
+/** The real bert-base-uncased (= distilbert-base-uncased) tokenizer the CLI ships. */
+const TOKENIZER = join(dirname(fileURLToPath(import.meta.url)), '..', 'packages', 'clip-train', 'assets', 'bert-base-uncased', 'tokenizer.json');
+
+/** A Flickr8k directory as distributed (Images/, captions.txt, official split files) of textured JPEGs. */
+async function writeFlickr8k(root, counts) {
+  const total = counts.train + counts.dev + counts.test;
+  const paths = await writeBenchImages(join(root, 'Images'), total);
+  const names = paths.map((p) => p.slice(p.lastIndexOf('/') + 1));
+  const words = ['dog', 'child', 'man', 'woman', 'bike', 'ball', 'beach', 'street', 'field', 'water', 'red', 'blue'];
+  const lines = ['image,caption'];
+  const templates = [
+    (w) => `A ${w(0)} and a ${w(1)} near the ${w(2)} .`,
+    (w) => `a ${w(1)} playing in the ${w(2)} with a ${w(3)} ${w(0)}`,
+    (w) => `Two ${w(0)}s stand by the ${w(4)} .`,
+    (w) => `The ${w(3)} ${w(1)} is running across the ${w(2)}.`,
+    (w) => `"A ${w(4)} ${w(0)}, seen from far away."`,
+  ];
+  names.forEach((name, i) => {
+    const w = (k) => words[(i * 7 + k * 5) % words.length];
+    for (const t of templates) lines.push(`${name},${t(w)}`);
+  });
+  await writeFile(join(root, 'captions.txt'), `${lines.join('\n')}\n`);
+  const split = { train: names.slice(0, counts.train), dev: names.slice(counts.train, counts.train + counts.dev), test: names.slice(counts.train + counts.dev) };
+  for (const [name, file] of [['train', 'Flickr_8k.trainImages.txt'], ['dev', 'Flickr_8k.devImages.txt'], ['test', 'Flickr_8k.testImages.txt']]) {
+    await writeFile(join(root, file), `${split[name].join('\n')}\n`);
+  }
+}
 
 const cpuMs = () => {
   const u = process.cpuUsage();
@@ -218,7 +248,48 @@ const tasks = {
     if (typeof train.runExperiment !== 'function') {
       throw new Error('@clip-ts/train does not export runExperiment (trainer + feature cache) yet');
     }
-    throw new Error('frozen-training bench not wired to runExperiment yet');
+    const root = await mkdtemp(join(tmpdir(), 'clip-bench-flickr-'));
+    try {
+      // Small enough that the uncached runs (towers forward over every image each epoch) fit the bench's budget.
+      const counts = { train: 32, dev: 8, test: 8 };
+      await writeFlickr8k(root, counts);
+      const epochs = 2;
+      const run = async (cache) => {
+        const runDir = join(root, cache ? 'run-cached' : 'run-uncached');
+        const t0 = performance.now();
+        await train.runExperiment(
+          {
+            seed: 0,
+            backend: opt.backend,
+            model: {
+              vision: { config: SMALL.vision_config }, text: { config: SMALL.text_config },
+              projectionDim: 256, head: 'linear', freeze: 'towers',
+            },
+            data: {
+              dataset: { kind: 'flickr8k', root }, tokenizer: TOKENIZER, maxLength: SEQ, batchSize: batchSize,
+            },
+            schedule: { epochs, reduceLROnPlateau: false, earlyStopping: false },
+            featureCache: { enabled: cache ? 'auto' : false },
+            output: { runDir },
+          },
+          { runDir, io: { stdout: () => {}, stderr: () => {} } },
+        );
+        const totalS = (performance.now() - t0) / 1000;
+        const history = (await readFile(join(runDir, 'history.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l));
+        const seconds = history.map((h) => h.seconds).filter((x) => typeof x === 'number');
+        if (seconds.length === 0) throw new Error(`${runDir}/history.jsonl has no per-epoch 'seconds'`);
+        return { epochS: median(seconds), epochsS: seconds, totalS };
+      };
+      const uncached = await run(false);
+      const cached = await run(true);
+      return {
+        images: counts.train, batch: batchSize, epochs,
+        uncachedEpochS: uncached.epochS, cachedEpochS: cached.epochS,
+        uncached, cached,
+      };
+    } finally {
+      await rm(root, { recursive: true, force: true });
+    }
   },
 
   async pipeline() {
