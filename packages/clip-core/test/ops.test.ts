@@ -153,6 +153,8 @@ describe('wasm kernel replacements (BatchMatMul, Slice) agree with cpu', () => {
       cases.push({ a: ta ? [2, 3, 6, 5] : [2, 3, 5, 6], b: tb ? [2, 3, 7, 6] : [2, 3, 6, 7], ta, tb }); // batched
       cases.push({ a: ta ? [4, 6, 5] : [4, 5, 6], b: tb ? [1, 7, 6] : [1, 6, 7], ta, tb }); // shared b
       cases.push({ a: ta ? [1, 6, 5] : [1, 5, 6], b: tb ? [4, 7, 6] : [4, 6, 7], ta, tb }); // shared a
+      cases.push({ a: ta ? [2, 3, 6, 5] : [2, 3, 5, 6], b: tb ? [7, 6] : [6, 7], ta, tb }); // rank-2 b
+      cases.push({ a: ta ? [6, 5] : [5, 6], b: tb ? [3, 7, 6] : [3, 6, 7], ta, tb }); // rank-2 a
     }
   }
   const data = cases.map((c) => ({
