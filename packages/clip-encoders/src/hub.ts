@@ -322,5 +322,15 @@ export async function resolvePretrained(idOrPath: string, opts: ResolveOptions =
       missing,
     );
   }
-  return fetchRepo(idOrPath, revision, roots[0] as string, opts);
+  // Concurrent calls for the same repo share one download (they would otherwise write the same
+  // .incomplete files). Other processes are not coordinated with.
+  const key = `${roots[0]}\0${idOrPath}\0${revision}`;
+  let pending = inFlight.get(key);
+  if (!pending) {
+    pending = fetchRepo(idOrPath, revision, roots[0] as string, opts).finally(() => inFlight.delete(key));
+    inFlight.set(key, pending);
+  }
+  return pending;
 }
+
+const inFlight = new Map<string, Promise<string>>();

@@ -223,6 +223,13 @@ describe('resolvePretrained (loopback server)', () => {
     ]);
   });
 
+  it('concurrent calls for the same repo share one download', async () => {
+    const [a, b] = await Promise.all([resolvePretrained('org/model', opts()), resolvePretrained('org/model', opts())]);
+    expect(a).toBe(b);
+    expect(log.filter((l) => l.url.endsWith('/model.safetensors'))).toHaveLength(1);
+    expect(same(await readFile(join(a, 'model.safetensors')), weights)).toBe(true);
+  });
+
   it('downloads sharded weights listed in model.safetensors.index.json', async () => {
     const dir = await resolvePretrained('org/sharded', opts());
     const files = repos.get('org/sharded') as Map<string, Buffer>;
