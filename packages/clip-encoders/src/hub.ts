@@ -153,7 +153,13 @@ async function downloadFile(ctx: DownloadContext, file: string, dest: string): P
       () => 0,
     );
     const headers: Record<string, string> = { ...ctx.headers };
-    if (have > 0) headers.Range = `bytes=${have}-`;
+    if (have > 0) {
+      headers.Range = `bytes=${have}-`;
+      // If the file changed upstream since the partial download, If-Range makes the server send the
+      // whole new file (200) instead of splicing two versions together.
+      const etag = await readFile(`${part}.etag`, 'utf8').catch(() => undefined);
+      if (etag) headers['If-Range'] = etag;
+    }
     let res: Response;
     try {
       res = await fetch(url, { headers, redirect: 'follow' });
@@ -181,6 +187,12 @@ async function downloadFile(ctx: DownloadContext, file: string, dest: string): P
     const start = append ? have : 0;
     const length = Number(res.headers.get('content-length') ?? NaN);
     const total = Number.isFinite(length) ? start + length : undefined;
+    const etag = res.headers.get('etag');
+    if (!append) {
+      // Strong validators only (If-Range ignores weak ones).
+      if (etag && !etag.startsWith('W/')) await writeFile(`${part}.etag`, etag);
+      else await rm(`${part}.etag`, { force: true });
+    }
     const bar = ctx.bars?.create(total ?? 0, start, { file });
     let received = start;
     const counter = new Transform({
@@ -210,6 +222,7 @@ async function downloadFile(ctx: DownloadContext, file: string, dest: string): P
       throw new HubError(`download of ${file} from ${url}: got ${size} bytes, expected ${total} (kept in ${part})`, [file]);
     }
     await rename(part, dest);
+    await rm(`${part}.etag`, { force: true });
     return res.headers.get('x-repo-commit') ?? undefined;
   }
 }

@@ -5,7 +5,7 @@ import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { ClipError } from '@clip-ts/core';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { HubError } from '../src/errors.js';
@@ -57,7 +57,10 @@ function handler(req: IncomingMessage, res: ServerResponse): void {
   }
   let start = 0;
   let status = 200;
-  const rm = range && !ignoreRange ? /^bytes=(\d+)-$/.exec(range) : null;
+  const etag = `"${createHash('sha256').update(body).digest('hex')}"`;
+  const ifRange = req.headers['if-range'];
+  const stale = ifRange !== undefined && ifRange !== etag;
+  const rm = range && !ignoreRange && !stale ? /^bytes=(\d+)-$/.exec(range) : null;
   if (rm) {
     start = Number(rm[1]);
     if (start >= body.length) {
@@ -69,7 +72,7 @@ function handler(req: IncomingMessage, res: ServerResponse): void {
   }
   log.push({ url, range, status });
   const chunk = body.subarray(start);
-  const headers: Record<string, string | number> = { 'content-length': chunk.length, 'x-repo-commit': COMMIT };
+  const headers: Record<string, string | number> = { 'content-length': chunk.length, 'x-repo-commit': COMMIT, etag };
   if (status === 206) headers['content-range'] = `bytes ${start}-${body.length - 1}/${body.length}`;
   res.writeHead(status, headers);
   const cut = cutAfter.get(file);
@@ -228,6 +231,24 @@ describe('resolvePretrained (loopback server)', () => {
     expect(a).toBe(b);
     expect(log.filter((l) => l.url.endsWith('/model.safetensors'))).toHaveLength(1);
     expect(same(await readFile(join(a, 'model.safetensors')), weights)).toBe(true);
+  });
+
+  it('a file that changed upstream between attempts is fetched whole (If-Range), not spliced', async () => {
+    cutAfter.set('model.safetensors', 80_000);
+    await resolvePretrained('org/model', opts({ retries: 0 })).catch(() => undefined);
+    const files = repos.get('org/model') as Map<string, Buffer>;
+    const updated = randomBytes(250_000);
+    files.set('model.safetensors', updated);
+    try {
+      log.length = 0;
+      const dir = await resolvePretrained('org/model', opts({ retries: 0 }));
+      expect(same(await readFile(join(dir, 'model.safetensors')), updated)).toBe(true);
+      const req = log.filter((l) => l.url.endsWith('/model.safetensors'));
+      expect(req).toEqual([{ url: '/org/model/resolve/main/model.safetensors', range: 'bytes=80000-', status: 200 }]);
+      expect(existsSync(join(dir, 'model.safetensors.incomplete.etag'))).toBe(false);
+    } finally {
+      files.set('model.safetensors', weights);
+    }
   });
 
   it('downloads sharded weights listed in model.safetensors.index.json', async () => {
