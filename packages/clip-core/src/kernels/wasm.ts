@@ -81,8 +81,6 @@ function makeBatchMatMul(stock: tf.KernelFunc, transpose: tf.KernelFunc): tf.Ker
     const m = a.shape[rank(a) - (transposeA ? 1 : 2)] as number;
     const k = a.shape[rank(a) - (transposeA ? 2 : 1)] as number;
     const n = b.shape[rank(b) - (transposeB ? 2 : 1)] as number;
-    const outShape = [...(batchA >= batchB ? outerA : outerB), m, n];
-    const batch = Math.max(batchA, batchB);
 
     if (boundTo !== backend.wasm) {
       wasmMatMul = backend.wasm.cwrap('BatchMatMul', null, [
@@ -91,48 +89,59 @@ function makeBatchMatMul(stock: tf.KernelFunc, transpose: tf.KernelFunc): tf.Ker
       boundTo = backend.wasm;
     }
     const call = wasmMatMul as (...args: unknown[]) => void;
-
-    const temps: tf.TensorInfo[] = [];
-    const aT = transposeA ? transposeLastTwo(a, backend, transpose) : a;
-    const bT = transposeB ? transposeLastTwo(b, backend, transpose) : b;
-    if (aT !== a) temps.push(aT);
-    if (bT !== b) temps.push(bT);
-    const out = backend.makeOutput(outShape, 'float32');
+    const wasm = backend;
+    const registry = backend.wasm.tfjs;
     const offsetOf = (t: tf.TensorInfo): number => {
-      const data = backend.dataIdMap.get(t.dataId);
+      const data = wasm.dataIdMap.get(t.dataId);
       if (!data) throw new Error('wasm BatchMatMul: operand has no heap data');
       return data.memoryOffset;
     };
-    const aOff = offsetOf(aT);
-    const bOff = offsetOf(bT);
-    const outOff = offsetOf(out);
     const view = (offset: number, size: number): number => {
-      const id = backend.dataIdNextNumber++;
-      backend.wasm.tfjs.registerTensor(id, size, offset);
+      const id = wasm.dataIdNextNumber++;
+      registry.registerTensor(id, size, offset);
       return id;
     };
 
-    if (batchB === 1) {
-      // One weight matrix for every batch entry: a single [batch·m, k]·[k, n] product.
-      const idA = view(aOff, batch * m * k);
-      const idB = view(bOff, k * n);
-      const idO = view(outOff, batch * m * n);
-      call(idA, shapeBytes([1, batch * m, k]), 3, idB, shapeBytes([1, k, n]), 3, 0, 0, idO);
-      for (const id of [idA, idB, idO]) backend.wasm.tfjs.disposeData(id);
-    } else {
-      const aShape = shapeBytes([1, m, k]);
-      const bShape = shapeBytes([1, k, n]);
-      const stepA = batchA === 1 ? 0 : m * k * 4;
-      for (let i = 0; i < batch; i++) {
-        const idA = view(aOff + i * stepA, m * k);
-        const idB = view(bOff + i * k * n * 4, k * n);
-        const idO = view(outOff + i * m * n * 4, m * n);
-        call(idA, aShape, 3, idB, bShape, 3, 0, 0, idO);
-        // Disposing the view ids also frees the XNNPACK operator cached on the b view.
-        for (const id of [idA, idB, idO]) backend.wasm.tfjs.disposeData(id);
+    /** left [batchL, rows, k] · right [batchR, k, cols], both plain, one of the batches 1 or both equal. */
+    const plain = (left: tf.TensorInfo, right: tf.TensorInfo, batchL: number, batchR: number, rows: number, cols: number, shape: number[]) => {
+      const out = wasm.makeOutput(shape, 'float32');
+      const [lOff, rOff, oOff] = [offsetOf(left), offsetOf(right), offsetOf(out)];
+      const batch = Math.max(batchL, batchR);
+      const run = (l: number, r: number, o: number, lRows: number) => {
+        const ids = [view(l, lRows * k), view(r, k * cols), view(o, lRows * cols)];
+        call(ids[0], shapeBytes([1, lRows, k]), 3, ids[1], shapeBytes([1, k, cols]), 3, 0, 0, ids[2]);
+        // Disposing the view ids also frees the XNNPACK operator cached on the right-hand view.
+        for (const id of ids) registry.disposeData(id);
+      };
+      if (batchR === 1) {
+        run(lOff, rOff, oOff, batch * rows); // one right-hand matrix for all: a single [batch·rows, k] product
+      } else {
+        const stepL = batchL === 1 ? 0 : rows * k * 4;
+        for (let i = 0; i < batch; i++) run(lOff + i * stepL, rOff + i * k * cols * 4, oOff + i * rows * cols * 4, rows);
       }
+      return out;
+    };
+
+    const temps: tf.TensorInfo[] = [];
+    const t = (x: tf.TensorInfo): tf.TensorInfo => {
+      const y = transposeLastTwo(x, backend, transpose);
+      temps.push(y);
+      return y;
+    };
+    const outer = batchA >= batchB ? outerA : outerB;
+    let out: tf.TensorInfo;
+    // XNNPACK packs its right-hand operand on every call, so with a transposed operand it can pay to compute
+    // Cᵀ = op(B)ᵀ·op(A)ᵀ instead: that packs op(A)ᵀ (k·m values) rather than op(B) (k·n), and an operand
+    // stored transposed is already in the layout it needs (no copy).
+    const swap = (transposeA && transposeB) || (transposeA !== transposeB && m < n);
+    if (swap) {
+      const outT = plain(transposeB ? b : t(b), transposeA ? a : t(a), batchB, batchA, n, m, [...outer, n, m]);
+      temps.push(outT);
+      out = transposeLastTwo(outT, backend, transpose);
+    } else {
+      out = plain(transposeA ? t(a) : a, transposeB ? t(b) : b, batchA, batchB, m, n, [...outer, m, n]);
     }
-    for (const t of temps) backend.disposeData(t.dataId);
+    for (const x of temps) backend.disposeData(x.dataId);
     return out;
   };
 }
