@@ -12,6 +12,11 @@ const output = process.argv[3] ?? join(HERE, '..', 'docs', 'benchmarks.md');
 const results = JSON.parse(await readFile(input, 'utf8'));
 const { meta, profile } = results;
 
+const remeasured = (m) =>
+  (m.remeasured ?? [])
+    .map((r) => ` Rows ${r.rows.join(', ')} re-measured ${r.date} (load ${r.loadStart.map((x) => x.toFixed(2)).join(' / ')} at start).`)
+    .join('');
+
 const matmulTable = (rows) =>
   rows?.length
     ? ['| operand shapes | ms | calls |', '|---|---:|---:|', ...rows.slice(0, 8).map((r) => `| ${r.shapes} | ${r.ms} | ${r.calls} |`)].join('\n')
@@ -45,7 +50,7 @@ projection 256 + LayerNorm on each side; symmetric CLIP loss; Adam lr 1e-4; batc
 
 ## Machine
 
-${machineLine(meta)}${meta.quick ? ' (quick run: fewer repetitions.)' : ''}
+${machineLine(meta)}${meta.quick ? ' (quick run: fewer repetitions.)' : ''}${remeasured(meta)}
 
 ## Results
 
