@@ -89,22 +89,21 @@ function makeBatchMatMul(stock: tf.KernelFunc, transpose: tf.KernelFunc): tf.Ker
       boundTo = backend.wasm;
     }
     const call = wasmMatMul as (...args: unknown[]) => void;
-    const wasm = backend;
     const registry = backend.wasm.tfjs;
     const offsetOf = (t: tf.TensorInfo): number => {
-      const data = wasm.dataIdMap.get(t.dataId);
+      const data = backend.dataIdMap.get(t.dataId);
       if (!data) throw new Error('wasm BatchMatMul: operand has no heap data');
       return data.memoryOffset;
     };
     const view = (offset: number, size: number): number => {
-      const id = wasm.dataIdNextNumber++;
+      const id = backend.dataIdNextNumber++;
       registry.registerTensor(id, size, offset);
       return id;
     };
 
     /** left [batchL, rows, k] · right [batchR, k, cols], both plain, one of the batches 1 or both equal. */
     const plain = (left: tf.TensorInfo, right: tf.TensorInfo, batchL: number, batchR: number, rows: number, cols: number, shape: number[]) => {
-      const out = wasm.makeOutput(shape, 'float32');
+      const out = backend.makeOutput(shape, 'float32');
       const [lOff, rOff, oOff] = [offsetOf(left), offsetOf(right), offsetOf(out)];
       const batch = Math.max(batchL, batchR);
       const run = (l: number, r: number, o: number, lRows: number) => {
