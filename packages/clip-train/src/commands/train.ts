@@ -1,5 +1,63 @@
+import * as path from 'node:path';
 import type { Command } from 'commander';
 import type { CliIO } from '../cli.js';
+import { writeJson } from '../cli-support/format.js';
+import { applyOverrides, parseExperimentConfig, readConfigFile } from '../config/load.js';
+import { formatResultsTable } from '../experiment/results.js';
+import { RUN_CONFIG_FILE, runExperiment } from '../experiment/run.js';
+import { TrainingError } from '../trainer/errors.js';
 
-// Placeholder until its issue lands: registers no command yet.
-export function registerTrain(_program: Command, _io: CliIO): void {}
+export interface TrainCommandOptions {
+  config?: string;
+  set: string[];
+  resume?: string;
+  json?: boolean;
+}
+
+/**
+ * `clip train`: read (or, with --resume alone, take the run's saved) config, apply --set overrides, run the
+ * experiment. Ctrl-C finishes the current step, saves a resumable last/ checkpoint and exits cleanly; a
+ * second Ctrl-C falls through to Node's default (immediate exit).
+ */
+export async function runTrainCommand(o: TrainCommandOptions, io: CliIO): Promise<void> {
+  if (!o.config && !o.resume) throw new TrainingError('clip train needs --config FILE (or --resume RUN_DIR to continue a run)');
+  const file = o.config ?? path.join(o.resume as string, RUN_CONFIG_FILE);
+  const raw = applyOverrides(await readConfigFile(file), o.set);
+  const config = parseExperimentConfig(raw, file);
+  const controller = new AbortController();
+  const onSigint = () => {
+    io.stderr('\ninterrupt: finishing the current step, then saving a resumable checkpoint (Ctrl-C again to quit at once)\n');
+    controller.abort();
+    process.off('SIGINT', onSigint);
+  };
+  process.on('SIGINT', onSigint);
+  try {
+    const results = await runExperiment(config, {
+      runDir: o.resume ?? config.output.runDir,
+      io,
+      signal: controller.signal,
+      resume: o.resume !== undefined,
+      tty: process.stderr.isTTY ? process.stderr : undefined,
+    });
+    if (o.json) writeJson(io, results);
+    else {
+      io.stdout(`${formatResultsTable(results)}\n`);
+      io.stdout(`\nrun directory: ${results.runDir}${results.interrupted ? ` (interrupted: continue with clip train --resume ${results.runDir})` : ''}\n`);
+    }
+  } finally {
+    process.off('SIGINT', onSigint);
+  }
+}
+
+export function registerTrain(program: Command, io: CliIO): void {
+  program
+    .command('train')
+    .description('train a CLIP model from an experiment config (JSON or YAML; schema in docs/config.schema.json)')
+    .option('--config <file>', 'experiment config (.json, .yaml)')
+    .option('--set <key=value>', 'override a config value, e.g. --set optim.lr=3e-4 (repeatable)', (v: string, prev: string[]) => [...prev, v], [] as string[])
+    .option('--resume <runDir>', 'continue an interrupted or finished run from its last/ checkpoint')
+    .option('--json', 'print the results as one JSON object on stdout')
+    .action(async (o: TrainCommandOptions) => {
+      await runTrainCommand(o, io);
+    });
+}

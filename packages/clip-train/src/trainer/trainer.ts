@@ -135,49 +135,9 @@ export class Trainer<B> implements TrainerControl {
     return { history: this.history, interrupted, epochsCompleted: this.epoch };
   }
 
-  /**
-   * Mean loss and in-batch top-k accuracies over `source` (training behaviour off): `loss`, `top{k}`
-   * (image→text), `text_top{k}` (text→image), `batch_size` (largest batch seen; top-k is out of it).
-   * Sums stay on the device until the end: one read per evaluation.
-   */
+  /** Mean loss and in-batch top-k accuracies over `source` with this trainer's task (see evaluateSplit). */
   async evaluate(source: BatchSource<B>, epoch = 0): Promise<Logs> {
-    let lossSum: tf.Scalar = tf.scalar(0);
-    let i2t: tf.Tensor1D = tf.zeros([this.topK.length], 'int32');
-    let t2i: tf.Tensor1D = tf.zeros([this.topK.length], 'int32');
-    let pairs = 0;
-    let maxBatch = 0;
-    try {
-      for await (const batch of source.batches(epoch)) {
-        try {
-          const n = this.task.batchSize(batch);
-          pairs += n;
-          maxBatch = Math.max(maxBatch, n);
-          const next = tf.tidy(() => {
-            const out = this.task.evalOutputs(batch);
-            const hits = inBatchHits(out.imageEmbeds, out.textEmbeds, this.topK);
-            return {
-              loss: tf.add(lossSum, tf.mul(out.loss, n)) as tf.Scalar,
-              i2t: tf.add(i2t, hits.imageToText) as tf.Tensor1D,
-              t2i: tf.add(t2i, hits.textToImage) as tf.Tensor1D,
-            };
-          });
-          tf.dispose([lossSum, i2t, t2i]);
-          ({ loss: lossSum, i2t, t2i } = next);
-        } finally {
-          this.task.disposeBatch(batch);
-        }
-      }
-      if (pairs === 0) throw new TrainingError('evaluation split yielded no batches');
-      const [loss, a, b] = await Promise.all([lossSum.data(), i2t.data(), t2i.data()]);
-      const logs: Logs = { loss: (loss[0] as number) / pairs, batch_size: maxBatch };
-      this.topK.forEach((k, j) => {
-        logs[`top${k}`] = (a[j] as number) / pairs;
-        logs[`text_top${k}`] = (b[j] as number) / pairs;
-      });
-      return logs;
-    } finally {
-      tf.dispose([lossSum, i2t, t2i]);
-    }
+    return evaluateSplit(this.task, source, { epoch, topK: this.topK });
   }
 
   getState(): TrainerState {
@@ -213,16 +173,11 @@ export class Trainer<B> implements TrainerControl {
   /** One epoch of steps; returns true if the signal interrupted it (state then points inside the epoch). */
   private async trainEpoch(source: BatchSource<B>, epoch: number): Promise<boolean> {
     const variables = this.optimizer.variables().filter((v) => v.trainable);
-    let skip = this.batchInEpoch; // resuming mid-epoch: these batches were already trained on
     let pending: Map<tf.Variable, tf.Tensor> | null = null;
     let pendingCount = 0;
     try {
-      for await (const batch of source.batches(epoch)) {
-        if (skip > 0) {
-          skip -= 1;
-          this.task.disposeBatch(batch);
-          continue;
-        }
+      // Resuming mid-epoch: the first batchInEpoch batches were already trained on.
+      for await (const batch of source.batches(epoch, { startBatch: this.batchInEpoch })) {
         const batchLogs: Logs = { epoch, batch: this.batchInEpoch, size: this.task.batchSize(batch) };
         await this.emit((cb) => cb.onBatchBegin(this.step, batchLogs));
         let lossValue: number;
@@ -302,4 +257,54 @@ function accumulate(
     }
   }
   return out;
+}
+
+/**
+ * Mean loss and in-batch top-k accuracies over `source` (training behaviour off): `loss`, `top{k}`
+ * (image→text), `text_top{k}` (text→image), `batch_size` (largest batch seen; top-k is out of it). Sums
+ * stay on the device until the end: one read per evaluation, none per batch.
+ */
+export async function evaluateSplit<B>(
+  task: TrainTask<B>,
+  source: BatchSource<B>,
+  options: { epoch?: number; topK?: readonly number[] } = {},
+): Promise<Logs> {
+  const topK = options.topK ?? [1, 5];
+  let lossSum: tf.Scalar = tf.scalar(0);
+  let i2t: tf.Tensor1D = tf.zeros([topK.length], 'int32');
+  let t2i: tf.Tensor1D = tf.zeros([topK.length], 'int32');
+  let pairs = 0;
+  let maxBatch = 0;
+  try {
+    for await (const batch of source.batches(options.epoch ?? 0)) {
+      try {
+        const n = task.batchSize(batch);
+        pairs += n;
+        maxBatch = Math.max(maxBatch, n);
+        const next = tf.tidy(() => {
+          const out = task.evalOutputs(batch);
+          const hits = inBatchHits(out.imageEmbeds, out.textEmbeds, topK);
+          return {
+            loss: tf.add(lossSum, tf.mul(out.loss, n)) as tf.Scalar,
+            i2t: tf.add(i2t, hits.imageToText) as tf.Tensor1D,
+            t2i: tf.add(t2i, hits.textToImage) as tf.Tensor1D,
+          };
+        });
+        tf.dispose([lossSum, i2t, t2i]);
+        ({ loss: lossSum, i2t, t2i } = next);
+      } finally {
+        task.disposeBatch(batch);
+      }
+    }
+    if (pairs === 0) throw new TrainingError('evaluation split yielded no batches');
+    const [loss, a, b] = await Promise.all([lossSum.data(), i2t.data(), t2i.data()]);
+    const logs: Logs = { loss: (loss[0] as number) / pairs, batch_size: maxBatch };
+    topK.forEach((k, j) => {
+      logs[`top${k}`] = (a[j] as number) / pairs;
+      logs[`text_top${k}`] = (b[j] as number) / pairs;
+    });
+    return logs;
+  } finally {
+    tf.dispose([lossSum, i2t, t2i]);
+  }
 }

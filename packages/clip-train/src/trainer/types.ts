@@ -4,9 +4,12 @@ import type { NamedVariable } from '@clip-ts/core';
 /** Per-batch or per-epoch numbers handed to callbacks (`loss`, `val_loss`, `val_top1`, `lr_heads`, ...). */
 export type Logs = Record<string, number>;
 
-/** Anything that yields the batches of one epoch; the same epoch number must give the same batches. */
+/**
+ * Anything that yields the batches of one epoch; the same epoch number must give the same batches, and
+ * `startBatch` skips that many from the start (a run resumed mid-epoch).
+ */
 export interface BatchSource<B> {
-  batches(epoch: number): AsyncIterable<B>;
+  batches(epoch: number, options?: { startBatch?: number }): AsyncIterable<B>;
 }
 
 /** What an evaluation step produces; the caller owns (and disposes) every tensor. */

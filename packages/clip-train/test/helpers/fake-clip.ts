@@ -120,10 +120,10 @@ export class FakePairs implements BatchSource<PairBatch> {
     this.ys = this.xs.map((x) => x.map((_, j) => (x[(j + 1) % dim] as number) * 0.8 - (x[j] as number) * 0.3 + (rng.next() - 0.5) * 0.1));
   }
 
-  async *batches(epoch: number): AsyncIterable<PairBatch> {
+  async *batches(epoch: number, options: { startBatch?: number } = {}): AsyncIterable<PairBatch> {
     const order = Array.from({ length: this.n }, (_, i) => i);
     if (this.shuffle) new Rng(this.seed * 31 + epoch).shuffle(order);
-    for (let i = 0; i + this.batchSize <= this.n; i += this.batchSize) {
+    for (let i = (options.startBatch ?? 0) * this.batchSize; i + this.batchSize <= this.n; i += this.batchSize) {
       const idx = order.slice(i, i + this.batchSize);
       this.served += 1;
       yield { x: tf.tensor2d(idx.map((k) => this.xs[k] as number[])), y: tf.tensor2d(idx.map((k) => this.ys[k] as number[])) };

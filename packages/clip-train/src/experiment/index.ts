@@ -1,0 +1,5 @@
+export * from './run.js';
+export * from './results.js';
+export * from './model.js';
+export * from './data.js';
+export * from './retrieval.js';

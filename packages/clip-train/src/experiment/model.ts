@@ -1,0 +1,135 @@
+import * as tf from '@tensorflow/tfjs-core';
+import {
+  CLIPModel,
+  ConfigError,
+  createImageEncoder,
+  createTextEncoder,
+  Rng,
+  type EncoderConfig,
+  type ImageEncoder,
+  type NamedVariable,
+  type TextEncoder,
+} from '@clip-ts/core';
+import { loadEncoderFromDir } from '@clip-ts/encoders';
+import type { ExperimentConfig, TowerFreeze } from '../config/schema.js';
+import type { EvalOutputs, TrainTask } from '../trainer/types.js';
+import type { CaptionBatch } from '@clip-ts/data';
+
+type TowerSpec = ExperimentConfig['model']['vision'];
+
+async function buildTower(kind: 'image' | 'text', spec: TowerSpec, seed: number): Promise<ImageEncoder | TextEncoder> {
+  const where = kind === 'image' ? 'model.vision' : 'model.text';
+  if ('pretrained' in spec) {
+    const loaded = await loadEncoderFromDir(spec.pretrained, { seed });
+    if (loaded.kind !== kind) {
+      loaded.encoder.dispose();
+      throw new ConfigError(`${where}.pretrained: ${spec.pretrained} holds a ${loaded.kind} tower, expected an ${kind} tower`);
+    }
+    return loaded.encoder;
+  }
+  try {
+    return kind === 'image'
+      ? createImageEncoder(spec.config as EncoderConfig, { seed })
+      : createTextEncoder(spec.config as EncoderConfig, { seed });
+  } catch (err) {
+    throw new ConfigError(`${where}.config: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+/** Build the CLIP model the config describes (towers pretrained or from scratch, fresh heads), seeded. */
+export async function buildModel(config: ExperimentConfig): Promise<CLIPModel> {
+  const rng = new Rng(config.seed);
+  const visionSeed = rng.nextSeed();
+  const textSeed = rng.nextSeed();
+  const headSeed = rng.nextSeed();
+  const imageEncoder = (await buildTower('image', config.model.vision, visionSeed)) as ImageEncoder;
+  let textEncoder: TextEncoder | undefined;
+  try {
+    textEncoder = (await buildTower('text', config.model.text, textSeed)) as TextEncoder;
+    checkImageSize(imageEncoder, config.data.imageSize);
+    return new CLIPModel({
+      imageEncoder,
+      textEncoder,
+      projectionDim: config.model.projectionDim,
+      head: config.model.head,
+      dropout: config.model.dropout,
+      seed: headSeed,
+    });
+  } catch (err) {
+    imageEncoder.dispose();
+    textEncoder?.dispose();
+    throw err;
+  }
+}
+
+/** The vision tower's own image size (when its config states one) must be what the data pipeline makes. */
+export function checkImageSize(encoder: ImageEncoder, imageSize: number): void {
+  const size = encoder.getConfig().image_size;
+  const sizes = typeof size === 'number' ? [size, size] : Array.isArray(size) ? size : undefined;
+  if (sizes && (sizes[0] !== imageSize || sizes[1] !== imageSize)) {
+    throw new ConfigError(`data.imageSize is ${imageSize} but the vision tower takes ${sizes.join('×')} images; set data.imageSize: ${sizes[0]}`);
+  }
+}
+
+export interface FreezeResult {
+  visionFrozen: boolean;
+  textFrozen: boolean;
+  /** Weights that train (checkpoint names), towers first. */
+  trainable: NamedVariable[];
+}
+
+function freezeTower(encoder: ImageEncoder | TextEncoder, mode: TowerFreeze, where: string): void {
+  if (mode === 'none') encoder.unfreeze();
+  else if (mode === 'all') encoder.freeze();
+  else {
+    const partial = (encoder as unknown as { freezeAllButLast?: (n: number) => void }).freezeAllButLast;
+    if (typeof partial !== 'function') {
+      throw new ConfigError(`${where}: this tower (${encoder.getConfig().model_type}) cannot train only its last blocks; use 'none' or 'all'`);
+    }
+    partial.call(encoder, mode);
+  }
+}
+
+/**
+ * Apply `model.freeze`: 'none' trains everything, 'towers' only the heads and the scale, and per tower a
+ * number N trains its last N blocks (plus its final norm) with everything before them frozen.
+ */
+export function applyFreeze(model: CLIPModel, freeze: ExperimentConfig['model']['freeze']): FreezeResult {
+  const spec = freeze === 'none' ? { vision: 'none' as const, text: 'none' as const } : freeze === 'towers' ? { vision: 'all' as const, text: 'all' as const } : freeze;
+  freezeTower(model.imageEncoder, spec.vision, 'model.freeze.vision');
+  freezeTower(model.textEncoder, spec.text, 'model.freeze.text');
+  return {
+    visionFrozen: model.imageEncoder.frozen,
+    textFrozen: model.textEncoder.frozen,
+    trainable: model.namedVariables().filter((nv) => nv.variable.trainable),
+  };
+}
+
+/**
+ * The plain training task: towers then heads. A frozen tower runs in inference mode (no dropout), like
+ * the feature cache, so cached and uncached frozen training follow the same trajectory.
+ */
+export function clipModelTask(model: CLIPModel, frozen: { vision: boolean; text: boolean }): TrainTask<CaptionBatch> {
+  const features = (b: CaptionBatch, training: boolean) => ({
+    img: model.imageEncoder.encode(b.pixelValues, { training: training && !frozen.vision }),
+    txt: model.textEncoder.encode({ inputIds: b.inputIds, attentionMask: b.attentionMask }, { training: training && !frozen.text }),
+  });
+  return {
+    trainLoss: (b) =>
+      tf.tidy(() => {
+        const { img, txt } = features(b, true);
+        return model.lossFromFeatures(img, txt, { training: true });
+      }),
+    evalOutputs: (b): EvalOutputs =>
+      tf.tidy(() => {
+        const { img, txt } = features(b, false);
+        return {
+          loss: model.lossFromFeatures(img, txt),
+          imageEmbeds: model.projectImageFeatures(img),
+          textEmbeds: model.projectTextFeatures(txt),
+        };
+      }),
+    batchSize: (b) => b.pixelValues.shape[0],
+    disposeBatch: (b) => tf.dispose([b.pixelValues, b.inputIds, b.attentionMask]),
+  };
+}
