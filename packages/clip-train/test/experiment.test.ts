@@ -71,11 +71,21 @@ describe('runExperiment', () => {
     expect(await weights(path.join(b, 'last'))).toEqual(await weights(path.join(a, 'last')));
   });
 
-  it('Ctrl-C (abort) mid-epoch saves a resumable checkpoint; resuming ends like an uninterrupted run', async () => {
+  it('Ctrl-C (abort) mid-epoch saves a resumable checkpoint; resuming ends like an uninterrupted run, dropout included', async () => {
     const a = await tmpDir();
     const b = await tmpDir();
     const { io } = quiet();
-    const straight = await runExperiment(tinyConfig(a), { io });
+    // Dropout on in both towers and the mlp heads: the generators' states must travel with last/.
+    const withDropout = (dir: string) => {
+      const c = tinyConfig(dir);
+      const vision = (c.model!.vision as { config: { model_type: string } }).config;
+      const text = (c.model!.text as { config: { model_type: string } }).config;
+      return {
+        ...c,
+        model: { ...c.model!, head: 'mlp' as const, dropout: 0.2, vision: { config: { ...vision, hidden_dropout_prob: 0.1 } }, text: { config: { ...text, dropout: 0.1 } } },
+      };
+    };
+    const straight = await runExperiment(withDropout(a), { io });
     const controller = new AbortController();
     const lines: string[] = [];
     // Ctrl-C right after epoch 1's progress line: fit() stops at the next step boundary.
@@ -83,11 +93,11 @@ describe('runExperiment', () => {
       lines.push(t);
       if (t.startsWith('epoch 1/2')) controller.abort();
     } };
-    const r1 = await runExperiment(tinyConfig(b), { io: ioAbort, signal: controller.signal });
+    const r1 = await runExperiment(withDropout(b), { io: ioAbort, signal: controller.signal });
     expect(r1.interrupted).toBe(true);
     expect(r1.test).toBeNull();
     expect(r1.epochs).toBe(1);
-    const resumed = await runExperiment(tinyConfig(b), { io, resume: true });
+    const resumed = await runExperiment(withDropout(b), { io, resume: true });
     expect(strip(resumed.history)).toEqual(strip(straight.history));
     expect(await weights(path.join(b, 'last'))).toEqual(await weights(path.join(a, 'last')));
   });

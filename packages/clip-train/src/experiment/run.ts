@@ -20,6 +20,7 @@ import { AdamOptimizer } from '../optim/adam.js';
 import { buildParamGroups } from '../optim/param-groups.js';
 import { TrainingError } from '../trainer/errors.js';
 import { existingCheckpointDir, readRunState, restoreTrainer } from '../trainer/run-state.js';
+import { restoreRngStates, rngStates } from '../trainer/rng-state.js';
 import { evaluateSplit, Trainer } from '../trainer/trainer.js';
 import type { BatchSource, TrainTask } from '../trainer/types.js';
 import { loadExperimentData, loadPreprocessing, type ExperimentData } from './data.js';
@@ -135,7 +136,8 @@ export async function runExperiment(input: ExperimentConfig | ExperimentConfigIn
     owned.push(optimizer);
     const sched = config.schedule;
     const earlyStopping = sched.earlyStopping ? new EarlyStopping({ patience: sched.earlyStopping.patience, minDelta: sched.earlyStopping.minDelta, restoreBestWeights: false }) : undefined;
-    const checkpoint = new ModelCheckpoint({ dir: runDir });
+    // The dropout generators' states travel with last/, so a resumed run draws the same masks.
+    const checkpoint = new ModelCheckpoint({ dir: runDir, extraState: () => ({ rngs: rngStates(model) }) });
     const callbacks: Callback[] = [
       new NanGuard(),
       ...(sched.reduceLROnPlateau ? [new ReduceLROnPlateau(sched.reduceLROnPlateau)] : []),
@@ -161,7 +163,9 @@ export async function runExperiment(input: ExperimentConfig | ExperimentConfigIn
         signal: options.signal,
       });
       if (resumeFrom) {
-        await restoreTrainer(resumeFrom, trainer);
+        const state = await restoreTrainer(resumeFrom, trainer);
+        const rngs = state.extra.rngs;
+        if (Array.isArray(rngs) && rngs.every((x) => typeof x === 'number')) restoreRngStates(model, rngs, resumeFrom);
         log(`resumed from ${resumeFrom} at epoch ${trainer.currentEpoch + 1}`);
       }
       const done = earlyStopping?.stoppedEpoch != null;

@@ -3,3 +3,4 @@ export * from './errors.js';
 export * from './trainer.js';
 export * from './in-batch.js';
 export * from './run-state.js';
+export * from './rng-state.js';
