@@ -1,8 +1,7 @@
 import { readFileSync } from 'node:fs';
 import * as fs from 'node:fs/promises';
-import * as os from 'node:os';
 import * as path from 'node:path';
-import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '@clip-ts/core';
 import { AdamOptimizer, type ParamGroup } from '../src/optim/index.js';
 import {
@@ -17,20 +16,13 @@ import {
 import { replaceDirAtomic, existingCheckpointDir } from '../src/trainer/index.js';
 import type { TrainerState } from '../src/trainer/index.js';
 import { FakeClip } from './helpers/fake-clip.js';
+import { useTmpDirs } from './helpers/tmp-dirs.js';
 
 const traces = JSON.parse(readFileSync(new URL('./fixtures/torch-traces.json', import.meta.url), 'utf8')) as {
   plateau: Array<{ options: Record<string, unknown>; losses: number[]; lrs: number[][] }>;
 };
 
-const dirs: string[] = [];
-async function tmpDir(): Promise<string> {
-  const d = await fs.mkdtemp(path.join(os.tmpdir(), 'clip-cb-'));
-  dirs.push(d);
-  return d;
-}
-afterEach(async () => {
-  await Promise.all(dirs.splice(0).map((d) => fs.rm(d, { recursive: true, force: true })));
-});
+const tmpDir = useTmpDirs('clip-cb-');
 
 function control(optimizer: AdamOptimizer, model = new FakeClip(), history: Record<string, number>[] = []): TrainerControl {
   const state: TrainerState = { epoch: 0, batchInEpoch: 0, epochLossSum: 0, epochLossCount: 0, globalStep: 0, history, callbacks: {} };

@@ -1,22 +1,14 @@
 import * as fs from 'node:fs/promises';
-import * as os from 'node:os';
 import * as path from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { runCli } from '../src/cli.js';
 import type { Results } from '../src/experiment/results.js';
 import { captureIO } from './cli/tiny-checkpoint.js';
 import { tinyConfig } from './helpers/tiny-config.js';
+import { useTmpDirs } from './helpers/tmp-dirs.js';
 
-const dirs: string[] = [];
-async function tmpDir(): Promise<string> {
-  const d = await fs.mkdtemp(path.join(os.tmpdir(), 'clip-cli-train-'));
-  dirs.push(d);
-  return d;
-}
-afterEach(async () => {
-  await Promise.all(dirs.splice(0).map((d) => fs.rm(d, { recursive: true, force: true })));
-});
+const tmpDir = useTmpDirs('clip-cli-train-');
 
 describe('clip train', () => {
   it('trains from a YAML config with --set overrides, prints the results table, and resumes with --resume', async () => {

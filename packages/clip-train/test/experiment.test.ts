@@ -1,22 +1,14 @@
 import * as fs from 'node:fs/promises';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { BackendError, ConfigError, DataError, readSafetensors } from '@clip-ts/core';
 import { formatResultsTable, runExperiment } from '../src/experiment/index.js';
 import { TrainingError } from '../src/trainer/index.js';
 import { tinyConfig } from './helpers/tiny-config.js';
+import { useTmpDirs } from './helpers/tmp-dirs.js';
 
-const dirs: string[] = [];
-async function tmpDir(): Promise<string> {
-  const d = await fs.mkdtemp(path.join(os.tmpdir(), 'clip-exp-'));
-  dirs.push(d);
-  return d;
-}
-afterEach(async () => {
-  await Promise.all(dirs.splice(0).map((d) => fs.rm(d, { recursive: true, force: true })));
-});
+const tmpDir = useTmpDirs('clip-exp-');
 
 const quiet = () => {
   const err: string[] = [];

@@ -1,23 +1,14 @@
-import * as fs from 'node:fs/promises';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '@clip-ts/core';
 import { AdamOptimizer, buildParamGroups } from '../src/optim/index.js';
 import { Trainer, TrainingError, restoreTrainer, type TrainTask } from '../src/trainer/index.js';
 import { Callback, EarlyStopping, ModelCheckpoint, NanGuard, ReduceLROnPlateau } from '../src/callbacks/index.js';
 import { FakeClip, FakePairs, fakeTask, type PairBatch } from './helpers/fake-clip.js';
+import { useTmpDirs } from './helpers/tmp-dirs.js';
 
-const dirs: string[] = [];
-async function tmpDir(): Promise<string> {
-  const d = await fs.mkdtemp(path.join(os.tmpdir(), 'clip-train-'));
-  dirs.push(d);
-  return d;
-}
-afterEach(async () => {
-  await Promise.all(dirs.splice(0).map((d) => fs.rm(d, { recursive: true, force: true })));
-});
+const tmpDir = useTmpDirs('clip-train-');
 
 function setup(opts: { accumulation?: number; clipGradNorm?: number; callbacks?: Callback[]; signal?: AbortSignal; seed?: number; task?: TrainTask<PairBatch> } = {}) {
   const model = new FakeClip(6, 8, 4, opts.seed ?? 1);
