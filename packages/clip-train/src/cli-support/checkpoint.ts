@@ -2,6 +2,8 @@ import { copyFile, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CheckpointError, CLIPModel, ConfigError } from '@clip-ts/core';
 import {
+  CLIP_MEAN,
+  CLIP_STD,
   loadImageProcessor,
   loadTokenizer,
   type ClipImageProcessor,
@@ -37,8 +39,9 @@ export function preprocessorConfigFor(options: Readonly<ImageProcessorOptions>):
     do_rescale: options.doRescale ?? true,
     rescale_factor: options.rescaleFactor ?? 1 / 255,
     do_normalize: options.doNormalize ?? true,
-    ...(options.mean ? { image_mean: [...options.mean] } : {}),
-    ...(options.std ? { image_std: [...options.std] } : {}),
+    // Written out even when they are our defaults: HF reads a missing mean/std as its own (0.5) defaults.
+    image_mean: [...(options.mean ?? CLIP_MEAN)],
+    image_std: [...(options.std ?? CLIP_STD)],
   };
 }
 
@@ -98,7 +101,7 @@ async function readMaxLength(dir: string): Promise<number> {
   if (!parsed.success) throw new ConfigError(`${file}: model_max_length must be an integer >= 2`);
   // HF's own tokenizer configs say 512 (the tower's limit), not a training length: cap to the reference's.
   const m = parsed.data.model_max_length;
-  return m === undefined || m > 512 ? DEFAULT_MAX_LENGTH : m;
+  return m === undefined || m >= 512 ? DEFAULT_MAX_LENGTH : m;
 }
 
 /**
