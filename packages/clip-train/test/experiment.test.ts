@@ -104,7 +104,9 @@ describe('runExperiment', () => {
       return { ...c, model: { ...c.model!, freeze: 'towers' as const }, schedule: { epochs: 3 } };
     };
     const uncached = await runExperiment(frozen(a, false), { io });
+    const before = tf.memory().numTensors;
     const cached = await runExperiment(frozen(b, true), { io });
+    expect(tf.memory().numTensors).toBe(before); // cached features are freed with the run
     expect(uncached.featureCache).toBe(false);
     expect(cached.featureCache).toBe(true);
     cached.history.forEach((h, i) => {
