@@ -79,8 +79,20 @@ ${matmulTable(profile.matmuls)}
   loop at ~1.5 GFLOP/s. \`packages/clip-core/src/kernels/wasm.ts\` replaces its BatchMatMul with one
   XNNPACK product per batch entry on views into the operands' heap memory (transposes made explicit), and
   its Slice, which copied the whole input out of the heap for every slice.
-- wasm runs single-threaded in Node (the threaded build's worker does not start there, and its matmul
-  does not use the thread pool), so one of two cores stays idle for tfjs while PyTorch uses both.
+- The pure-JS \`cpu\` backend is far slower than wasm (its products are plain JavaScript loops); use it
+  only where wasm cannot load.
+
+## What stands in the way of more
+
+- wasm runs single-threaded in Node: tfjs-backend-wasm disables its threaded build there
+  (\`WASM_HAS_MULTITHREAD_SUPPORT\` is false under Node), and forcing it on fails because the pthread
+  worker is created from a \`blob:\` URL, which Node's \`worker_threads\` rejects (\`ERR_WORKER_PATH\`).
+  So one of the two cores stays idle for tfjs while PyTorch uses both (compare the CPU-time figures in
+  the notes). Using it needs either a patched loader (worker script written to a file) or data
+  parallelism over two \`worker_threads\` (each half the batch, gradients averaged).
+- The remaining time is in XNNPACK's single-threaded products, mostly the dense layers' weight
+  gradients (a reduction over all batch·sequence rows) and forward products; the per-call packing of
+  the right-hand operand is why the smaller operand is put there.
 `;
 
 await writeFile(output, doc);

@@ -126,7 +126,8 @@ if (want('train')) {
       note: r.ok
         ? `${Math.round(r.ms)} ms/step (${slow ? 'one step at batch 8, no warm-up, to fit the time budget' : `median of ${r.reps}`}), ` +
           `CPU time ${Math.round(r.cpuMs)} ms/step` +
-          (refCpu ? ` vs PyTorch ${Math.round(refCpu)} ms` : '')
+          (refCpu ? ` vs PyTorch ${Math.round(refCpu)} ms` : '') +
+          `; optimizer ${r.optimizer}`
         : undefined,
     });
   }
@@ -202,7 +203,7 @@ if (want('memory')) {
   rows.push({
     id: 'memory-tensors', name: `tensor growth over ${steps} training steps (wasm, batch 4)`, unit: 'tensors',
     ours: r.ok ? r.tensorGrowth : null, target: '0', met: r.ok ? r.tensorGrowth === 0 : undefined, unavailable: why(r),
-    note: r.ok ? `tf.memory().numTensors ${r.numTensorsBefore} before, ${r.numTensorsAfter} after` : undefined,
+    note: r.ok ? `tf.memory().numTensors ${r.numTensorsBefore} before, ${r.numTensorsAfter} after; optimizer ${r.optimizer}` : undefined,
   });
   rows.push({
     id: 'memory-rss', name: `peak RSS over ${steps} training steps (wasm, batch 4)`, unit: 'MiB',

@@ -227,7 +227,7 @@ const tasks = {
   },
 
   async memory() {
-    const { info, step } = await trainingStep();
+    const { info, step, optimizer } = await trainingStep();
     const batch = makeBatch(batchSize);
     await step(batch); // optimizer moments and kernel caches exist after the first step
     const before = tf.memory().numTensors;
@@ -236,7 +236,7 @@ const tasks = {
     for (let i = 0; i < steps; i++) await step(batch);
     const after = tf.memory().numTensors;
     return {
-      backend: info.tfBackend, batch: batchSize, steps,
+      backend: info.tfBackend, optimizer: optimizer.name, batch: batchSize, steps,
       numTensorsBefore: before, numTensorsAfter: after, tensorGrowth: after - before,
       rssBeforeMiB: Math.round(rssBefore / 2 ** 20), rssAfterMiB: Math.round(process.memoryUsage().rss / 2 ** 20),
       peakRssMiB: Math.round(process.resourceUsage().maxRSS / 1024),
