@@ -115,7 +115,7 @@ if (want('train')) {
     // compile), so the bench stays within its time budget.
     const slow = backend === 'cpu';
     const args = slow ? ['--reps', '1', '--warmup', '0', '--batch', '8'] : ['--reps', String(REPS), '--warmup', '1'];
-    const r = await node('train', ['--backend', backend, ...args], slow ? 600 : 900);
+    const r = await node('train', ['--backend', backend, ...args], 900);
     raw[`train-${backend}`] = r;
     rows.push({
       id: `train-${backend}`, name: `train step, small, batch ${slow ? 8 : 32} — tfjs ${backend}`, unit: 'samples/s',

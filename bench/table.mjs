@@ -3,7 +3,7 @@
 
 const fmt = (v, digits = 2) => {
   if (v === null || v === undefined) return '—';
-  if (typeof v !== 'number') return String(v);
+  if (typeof v !== 'number' || Number.isInteger(v)) return String(v);
   if (Math.abs(v) >= 100) return v.toFixed(0);
   if (Math.abs(v) >= 10) return v.toFixed(1);
   return v.toFixed(digits);
