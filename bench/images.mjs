@@ -3,6 +3,7 @@
 // smooth lighting gradients, soft-edged objects, fine texture and sensor-like noise (no flat colour,
 // which JPEG compresses to almost nothing).
 import sharp from 'sharp';
+import { Rng } from '@clip-ts/core';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 
@@ -14,20 +15,9 @@ const SIZES = [
   [333, 500],
 ];
 
-/** mulberry32: deterministic images for a given seed. */
-function rng(seed) {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 function render(width, height, seed) {
-  const r = rng(seed);
+  const rng = new Rng(seed); // deterministic images for a given seed
+  const r = () => rng.next();
   const px = Buffer.alloc(width * height * 3);
   const base = [0, 1, 2].map(() => [r() * 255, (r() - 0.5) * 200, (r() - 0.5) * 200]);
   const blobs = Array.from({ length: 6 + Math.floor(r() * 6) }, () => ({
