@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { Command, CommanderError } from 'commander';
 import { BACKEND_NAMES, ValueError, type BackendName } from '@clip-ts/core';
 import { resolvePretrained } from '@clip-ts/encoders';
-import { formatResultsTable, runExperiment, saveCheckpointAssets, type ExperimentConfigInput, type Results } from '@clip-ts/train';
+import { formatResultsTable, runExperiment, type ExperimentConfigInput, type Results } from '@clip-ts/train';
 import { chooseBackend, isMain, runAsScript, type ExampleIO } from './common.js';
 import { writeMiniFlickr8k } from './mini-data.js';
 import { writeTinyDistilBert, writeTinyViT } from './tiny-hf.js';
@@ -116,14 +116,8 @@ async function train(
   opts = { ...opts, vit: await resolvePretrained(opts.vit), bert: await resolvePretrained(opts.bert) };
   const backend = await chooseBackend(opts.backend, io, dryRun);
   const config = referenceConfig({ ...opts, backend }, sizes);
-  const results = await runExperiment(config, { runDir: opts.out, io });
-  // The best checkpoint carries its tokenizer and preprocessing, so `clip eval/zeroshot` run on it as is.
-  await saveCheckpointAssets(join(opts.out, 'best'), {
-    tokenizerFile: join(opts.bert, 'tokenizer.json'),
-    maxLength: 40,
-    imageProcessor: { height: sizes.imageSize ?? 224, width: sizes.imageSize ?? 224 },
-  });
-  return results;
+  // runExperiment writes the tokenizer and preprocessing into best/ and last/, so `clip eval/zeroshot` run on them as is.
+  return runExperiment(config, { runDir: opts.out, io });
 }
 
 export async function main(argv: string[], io: ExampleIO): Promise<number> {

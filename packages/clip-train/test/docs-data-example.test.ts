@@ -1,6 +1,6 @@
 /**
  * Runs the ```ts block of docs/data.md as written (with the vendored bert-base-uncased tokenizer), so the
- * documentation cannot drift from the API. Same mechanism as packages/clip-core/test/docs-example.test.ts:
+ * documentation cannot drift from the API. Same mechanism as examples/test/docs-core-example.test.ts:
  * the block is copied to `<repo>/.cache/docs/` (git-ignored; vitest's aliases apply) and imported.
  */
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';

@@ -3,6 +3,7 @@ import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
 import { BackendError, ConfigError, DataError, readSafetensors } from '@clip-ts/core';
+import { loadCheckpoint } from '../src/cli-support/checkpoint.js';
 import { formatResultsTable, runExperiment } from '../src/experiment/index.js';
 import { TrainingError } from '../src/trainer/index.js';
 import { tinyConfig } from './helpers/tiny-config.js';
@@ -47,6 +48,14 @@ describe('runExperiment', () => {
     expect(table).toMatch(/\| Test top-1 accuracy \(in-batch, batch 8\) +\| \d+\.\d\d% +\|/);
     expect(table).toMatch(/Image→text Recall@10/);
     expect(err.join('')).toMatch(/epoch 2\/2 {2}loss/);
+    // Checkpoints stand alone: the tokenizer and preprocessing travel with the weights.
+    for (const sub of ['best', 'last']) {
+      const files = await fs.readdir(path.join(runDir, sub));
+      expect(files).toEqual(expect.arrayContaining(['config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json', 'preprocessor_config.json']));
+    }
+    const loaded = await loadCheckpoint(path.join(runDir, 'best'));
+    expect(loaded.maxLength).toBe(tinyConfig(runDir).data.maxLength);
+    loaded.model.dispose();
     // Existing run: refuses to overwrite it.
     await expect(runExperiment(tinyConfig(runDir), { io })).rejects.toThrow(TrainingError);
   });

@@ -13,6 +13,11 @@ export interface ModelCheckpointOptions {
   saveLast?: boolean;
   /** Extra JSON state stored with `last/` (RNG states...), read at save time. */
   extraState?: () => Record<string, unknown>;
+  /**
+   * Writes the files a checkpoint needs besides weights (tokenizer.json, preprocessor_config.json...) into
+   * each checkpoint directory before it is published, so `best/` and `last/` are usable on their own.
+   */
+  writeAssets?: (dir: string) => Promise<void>;
 }
 
 const stateSchema = z.object({ best: z.number().nullable(), bestEpoch: z.number() });
@@ -29,6 +34,7 @@ export class ModelCheckpoint extends Callback {
   readonly mode: 'min' | 'max';
   readonly saveLast: boolean;
   private readonly extraState: (() => Record<string, unknown>) | undefined;
+  private readonly writeAssets: ((dir: string) => Promise<void>) | undefined;
   private best: number;
   bestEpoch = -1;
 
@@ -39,6 +45,7 @@ export class ModelCheckpoint extends Callback {
     this.mode = options.mode ?? 'min';
     this.saveLast = options.saveLast ?? true;
     this.extraState = options.extraState;
+    this.writeAssets = options.writeAssets;
     this.best = this.mode === 'min' ? Infinity : -Infinity;
   }
 
@@ -61,7 +68,10 @@ export class ModelCheckpoint extends Callback {
     if (improved && (value === undefined || Number.isFinite(value))) {
       if (value !== undefined) this.best = value;
       this.bestEpoch = epoch;
-      await replaceDirAtomic(this.bestDir, (tmp) => this.trainer.model.save(tmp));
+      await replaceDirAtomic(this.bestDir, async (tmp) => {
+        await this.trainer.model.save(tmp);
+        await this.writeAssets?.(tmp);
+      });
     }
     if (this.saveLast) await this.writeLast();
   }
@@ -73,6 +83,7 @@ export class ModelCheckpoint extends Callback {
       optimizer: this.trainer.optimizer,
       trainer: this.trainer.getState(),
       extra: this.extraState?.() ?? {},
+      ...(this.writeAssets ? { writeAssets: this.writeAssets } : {}),
     });
   }
 

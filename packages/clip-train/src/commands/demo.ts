@@ -8,9 +8,8 @@ import { toTensors } from '@clip-ts/encoders';
 import type { CliIO } from '../cli.js';
 import { runExperiment } from '../experiment/run.js';
 import { formatResultsTable, type Results } from '../experiment/results.js';
-import { loadCheckpoint, saveCheckpointAssets } from '../cli-support/checkpoint.js';
+import { loadCheckpoint } from '../cli-support/checkpoint.js';
 import { demoExperimentConfig, DEMO_TEMPLATES, FULL_DEMO, QUICK_DEMO, type DemoSettings } from '../cli-support/demo-config.js';
-import { bundledTokenizerFile } from '../cli-support/assets.js';
 import { markdownTable, pct, progress, writeJson, jsonReplacer } from '../cli-support/format.js';
 import { backendArg, positiveInt } from '../cli-support/options.js';
 import { embedClassificationSet, restrictClasses, scoreTemplates, type ZeroShotReport } from '../cli-support/zero-shot-eval.js';
@@ -77,12 +76,6 @@ export async function runDemo(opts: DemoOptions, io: CliIO): Promise<DemoResult>
   );
   const results = await runExperiment(config, { runDir: opts.out, io });
   if (results.interrupted) throw new ConfigError('the demo was interrupted');
-  const imageProcessor = { height: settings.shapes.imageSize ?? 32, width: settings.shapes.imageSize ?? 32 };
-  for (const sub of ['best', 'last']) {
-    if (existsSync(join(opts.out, sub, 'config.json'))) {
-      await saveCheckpointAssets(join(opts.out, sub), { tokenizerFile: bundledTokenizerFile(), maxLength: settings.maxLength, imageProcessor });
-    }
-  }
 
   progress(io, 'zero-shot: embedding held-out and seen combinations with the best checkpoint');
   const shapes = createShapes(settings.shapes);

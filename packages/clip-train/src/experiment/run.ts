@@ -1,7 +1,7 @@
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { CLIPModel, ConfigError, initBackend, Rng, writeFileAtomic, type CaptionTokenizer, type ImageProcessor } from '@clip-ts/core';
-import '@clip-ts/encoders'; // registers the vit / distilbert towers with core's registry
+import { ClipImageProcessor } from '@clip-ts/encoders'; // importing also registers the vit / distilbert towers
 import { CaptionLoader, type CaptionBatch } from '@clip-ts/data';
 import { cachedFeatureTask, CachedFeatureSource, loadOrComputeFeatures, towerFingerprint, type CachedFeatures, type FeatureBatch } from '../cache/feature-cache.js';
 import {
@@ -21,6 +21,7 @@ import { buildParamGroups } from '../optim/param-groups.js';
 import { TrainingError } from '../trainer/errors.js';
 import { existingCheckpointDir, readRunState, restoreTrainer } from '../trainer/run-state.js';
 import { restoreRngStates, rngStates } from '../trainer/rng-state.js';
+import { saveCheckpointAssets, TOKENIZER_FILE } from '../cli-support/checkpoint.js';
 import { evaluateSplit, Trainer } from '../trainer/trainer.js';
 import type { BatchSource, TrainTask } from '../trainer/types.js';
 import { loadExperimentData, loadPreprocessing, type ExperimentData } from './data.js';
@@ -137,7 +138,11 @@ export async function runExperiment(input: ExperimentConfig | ExperimentConfigIn
     const sched = config.schedule;
     const earlyStopping = sched.earlyStopping ? new EarlyStopping({ patience: sched.earlyStopping.patience, minDelta: sched.earlyStopping.minDelta, restoreBestWeights: false }) : undefined;
     // The dropout generators' states travel with last/, so a resumed run draws the same masks.
-    const checkpoint = new ModelCheckpoint({ dir: runDir, extraState: () => ({ rngs: rngStates(model) }) });
+    const checkpoint = new ModelCheckpoint({
+      dir: runDir,
+      extraState: () => ({ rngs: rngStates(model) }),
+      writeAssets: await checkpointAssetsWriter(config.data, imageProcessor),
+    });
     const callbacks: Callback[] = [
       new NanGuard(),
       ...(sched.reduceLROnPlateau ? [new ReduceLROnPlateau(sched.reduceLROnPlateau)] : []),
@@ -260,4 +265,17 @@ async function checkResumeCompatible(runDir: string, config: ExperimentConfig): 
   if (diffs.length > 0) {
     throw new ConfigError(`cannot resume ${runDir}: the checkpoint comes from an incompatible config:\n${diffs.join('\n')}`);
   }
+}
+
+/**
+ * Every checkpoint carries the tokenizer and preprocessing it was trained with, so `clip eval`,
+ * `clip zeroshot` and `clip embed` can run on best/ or last/ alone.
+ */
+async function checkpointAssetsWriter(data: ExperimentConfig['data'], imageProcessor: ImageProcessor): Promise<(dir: string) => Promise<void>> {
+  const isDir = (await fs.stat(data.tokenizer)).isDirectory();
+  const tokenizerFile = isDir ? path.join(data.tokenizer, TOKENIZER_FILE) : data.tokenizer;
+  const processorOptions = imageProcessor instanceof ClipImageProcessor
+    ? imageProcessor.options
+    : { height: imageProcessor.height, width: imageProcessor.width };
+  return (dir) => saveCheckpointAssets(dir, { tokenizerFile, maxLength: data.maxLength, imageProcessor: processorOptions });
 }

@@ -75,10 +75,18 @@ async function exists(p: string): Promise<boolean> {
 /** Write a resumable checkpoint: the model (model.save), optimizer moments and the trainer's JSON state. */
 export async function saveRunState(
   dir: string,
-  parts: { model: TrainableModel; optimizer: AdamOptimizer; trainer: TrainerState; extra?: Record<string, unknown> },
+  parts: {
+    model: TrainableModel;
+    optimizer: AdamOptimizer;
+    trainer: TrainerState;
+    extra?: Record<string, unknown>;
+    /** Writes extra files (tokenizer, preprocessing config) into the checkpoint before it is published. */
+    writeAssets?: (dir: string) => Promise<void>;
+  },
 ): Promise<void> {
   await replaceDirAtomic(dir, async (tmp) => {
     await parts.model.save(tmp);
+    await parts.writeAssets?.(tmp);
     const opt = parts.optimizer.getState();
     try {
       const tensors = new Map([...opt.tensors].map(([k, t]) => [k, tensorToWritable(t)] as const));
