@@ -329,3 +329,25 @@ export function toPixelTensor(images: readonly Float32Array[], height: number, w
   });
   return tf.tensor4d(buf, [images.length, 3, height, width], 'float32');
 }
+
+/**
+ * The HF `preprocessor_config.json` (ViTImageProcessor keys) that `loadImageProcessor` reads back as these
+ * options: resize + rescale + normalise.
+ */
+export function preprocessorConfigFor(options: Readonly<ImageProcessorOptions>): Record<string, unknown> {
+  const height = options.height ?? 224;
+  const width = options.width ?? 224;
+  const resample = HF_RESAMPLE.indexOf(options.resample ?? 'bilinear');
+  return {
+    image_processor_type: 'ViTImageProcessor',
+    do_resize: options.doResize ?? true,
+    size: { height, width },
+    resample: resample < 0 ? 2 : resample,
+    do_rescale: options.doRescale ?? true,
+    rescale_factor: options.rescaleFactor ?? 1 / 255,
+    do_normalize: options.doNormalize ?? true,
+    // Written out even when they are our defaults: HF reads a missing mean/std as its own (0.5) defaults.
+    image_mean: [...(options.mean ?? CLIP_MEAN)],
+    image_std: [...(options.std ?? CLIP_STD)],
+  };
+}

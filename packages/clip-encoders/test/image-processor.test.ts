@@ -13,6 +13,7 @@ import {
   ClipImageProcessor,
   loadImageProcessor,
   optionsFromPreprocessorConfig,
+  preprocessorConfigFor,
   toPixelTensor,
 } from '../src/image-processor.js';
 import { resizeRgb8, type ResampleFilter } from '../src/resample.js';
@@ -288,5 +289,18 @@ describe('toPixelTensor', () => {
     expect(tf.memory().numTensors).toBe(before);
     expect(() => toPixelTensor([a, new Float32Array(5)], 2, 2)).toThrow(/image 1/);
     expect(() => toPixelTensor([], 2, 2)).toThrow(ClipError);
+  });
+});
+
+describe('preprocessorConfigFor', () => {
+  it('writes a preprocessor_config.json that loadImageProcessor reads back as the same options', async () => {
+    const dir = join(tmp, 'roundtrip');
+    await mkdir(dir, { recursive: true });
+    const options = { height: 48, width: 40, mean: [0.1, 0.2, 0.3], std: [0.4, 0.5, 0.6], resample: 'bicubic' as const, rescaleFactor: 1 / 255 };
+    await writeFile(join(dir, 'preprocessor_config.json'), JSON.stringify(preprocessorConfigFor(options)));
+    const back = await loadImageProcessor(dir);
+    expect(back.options).toMatchObject({ ...options, doResize: true, doRescale: true, doNormalize: true });
+    // Defaults are written out explicitly: HF would read a missing mean/std as 0.5.
+    expect(preprocessorConfigFor({})).toMatchObject({ size: { height: 224, width: 224 }, resample: 2, image_mean: [...CLIP_MEAN], image_std: [...CLIP_STD] });
   });
 });

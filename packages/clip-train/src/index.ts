@@ -9,7 +9,7 @@ export { runEmbed } from './commands/embed.js';
 export type { EmbedOptions, EmbedResult } from './commands/embed.js';
 export { runDemo, formatDemo } from './commands/demo.js';
 export type { DemoOptions, DemoResult, DemoZeroShot } from './commands/demo.js';
-export { saveCheckpointAssets, loadCheckpoint, preprocessorConfigFor, DEFAULT_MAX_LENGTH } from './cli-support/checkpoint.js';
+export { saveCheckpointAssets, loadCheckpoint, DEFAULT_MAX_LENGTH } from './cli-support/checkpoint.js';
 export type { CheckpointAssets, LoadedCheckpoint } from './cli-support/checkpoint.js';
 export { bundledTokenizerFile } from './cli-support/assets.js';
 export { embedTexts, embedPixels, embedImageFiles } from './cli-support/embeddings.js';

@@ -2,9 +2,8 @@ import { copyFile, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CheckpointError, CLIPModel, ConfigError } from '@clip-ts/core';
 import {
-  CLIP_MEAN,
-  CLIP_STD,
   loadImageProcessor,
+  preprocessorConfigFor,
   loadTokenizer,
   type ClipImageProcessor,
   type HFTokenizer,
@@ -23,27 +22,6 @@ export const TOKENIZER_CONFIG_FILE = 'tokenizer_config.json';
 export const PREPROCESSOR_FILE = 'preprocessor_config.json';
 /** The reference's caption length, used when a checkpoint does not say. */
 export const DEFAULT_MAX_LENGTH = 40;
-
-const HF_RESAMPLE = ['nearest', 'lanczos', 'bilinear', 'bicubic', 'box', 'hamming'] as const;
-
-/** HF preprocessor_config.json for a plain resize + rescale + normalise pipeline. */
-export function preprocessorConfigFor(options: Readonly<ImageProcessorOptions>): Record<string, unknown> {
-  const height = options.height ?? 224;
-  const width = options.width ?? 224;
-  const resample = HF_RESAMPLE.indexOf(options.resample ?? 'bilinear');
-  return {
-    image_processor_type: 'ViTImageProcessor',
-    do_resize: options.doResize ?? true,
-    size: { height, width },
-    resample: resample < 0 ? 2 : resample,
-    do_rescale: options.doRescale ?? true,
-    rescale_factor: options.rescaleFactor ?? 1 / 255,
-    do_normalize: options.doNormalize ?? true,
-    // Written out even when they are our defaults: HF reads a missing mean/std as its own (0.5) defaults.
-    image_mean: [...(options.mean ?? CLIP_MEAN)],
-    image_std: [...(options.std ?? CLIP_STD)],
-  };
-}
 
 export interface CheckpointAssets {
   /** A Hugging Face tokenizer.json to copy next to the weights. */
