@@ -93,6 +93,12 @@ ${matmulTable(profile.matmuls)}
 - The remaining time is in XNNPACK's single-threaded products, mostly the dense layers' weight
   gradients (a reduction over all batch·sequence rows) and forward products; the per-call packing of
   the right-hand operand is why the smaller operand is put there.
+- Image pipeline: the default resize is a JavaScript transcription of Pillow's resampling (so our
+  preprocessing is bit-identical to the reference's torchvision pipeline) and runs on the main thread;
+  decoding runs in libvips on libuv threads. \`resizer: 'sharp'\` moves the resize into libvips as well
+  (within ~5/255 of Pillow when shrinking, misaligned when enlarging). Against PIL + torchvision on one
+  core, neither reaches 2× here: reaching it would take the exact resize in \`worker_threads\` plus
+  DCT-domain JPEG downscaling, which changes pixels relative to the reference.
 `;
 
 await writeFile(output, doc);

@@ -21,6 +21,7 @@ const { positionals, values: opt } = parseArgs({
     steps: { type: 'string', default: '50' },
     dir: { type: 'string' },
     budget: { type: 'string', default: '240' },
+    resizer: { type: 'string', default: 'pillow' },
   },
 });
 const task = positionals[0];
@@ -296,7 +297,7 @@ const tasks = {
     const enc = await import('@clip-ts/encoders');
     await (await import('@clip-ts/core')).initBackend(opt.backend);
     const files = (await readdir(opt.dir)).filter((f) => f.endsWith('.jpg')).sort().map((f) => join(opt.dir, f));
-    const processor = new enc.ClipImageProcessor();
+    const processor = new enc.ClipImageProcessor({ resizer: opt.resizer });
     let next = 0;
     const t = await timed(async () => {
       const chosen = Array.from({ length: batchSize }, (_, j) => files[(next + j) % files.length]);
