@@ -296,7 +296,7 @@ describe('preprocessorConfigFor', () => {
   it('writes a preprocessor_config.json that loadImageProcessor reads back as the same options', async () => {
     const dir = join(tmp, 'roundtrip');
     await mkdir(dir, { recursive: true });
-    const options = { height: 48, width: 40, mean: [0.1, 0.2, 0.3], std: [0.4, 0.5, 0.6], resample: 'bicubic' as const, rescaleFactor: 1 / 255 };
+    const options = { height: 48, width: 40, mean: [0.1, 0.2, 0.3] as const, std: [0.4, 0.5, 0.6] as const, resample: 'bicubic' as const, rescaleFactor: 1 / 255 };
     await writeFile(join(dir, 'preprocessor_config.json'), JSON.stringify(preprocessorConfigFor(options)));
     const back = await loadImageProcessor(dir);
     expect(back.options).toMatchObject({ ...options, doResize: true, doRescale: true, doNormalize: true });
