@@ -1,3 +1,4 @@
+import { createRequire } from 'node:module';
 import * as tf from '@tensorflow/tfjs-core';
 // Gradients are registered by tfjs-layers' entry point (tfjs-core alone ships none); importing it here
 // means every consumer of @clip-ts/core can train.
@@ -28,21 +29,29 @@ const NODE_PACKAGES: Record<'tensorflow-gpu' | 'tensorflow', string> = {
   tensorflow: '@tensorflow/tfjs-node',
 };
 
+/** True when `pkg` can be found from here (decided before importing, so bundlers' errors don't blur it). */
+function isInstalled(pkg: string): boolean {
+  try {
+    createRequire(import.meta.url).resolve(pkg);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 async function tryNode(name: 'tensorflow-gpu' | 'tensorflow'): Promise<void> {
   const pkg = NODE_PACKAGES[name];
+  if (!isInstalled(pkg)) {
+    throw new BackendError(
+      `backend '${name}' needs the optional package ${pkg}, which is not installed. ` +
+        `Install it with: npm install ${pkg}@4.22.0 (it downloads libtensorflow${name === 'tensorflow-gpu' ? ' with CUDA support' : ''}).`,
+    );
+  }
   try {
     // A variable specifier keeps TypeScript and bundlers from requiring the optional package.
     await import(/* @vite-ignore */ pkg as string);
   } catch (err) {
-    const code = (err as { code?: string }).code;
-    const missing = code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND';
-    throw new BackendError(
-      missing
-        ? `backend '${name}' needs the optional package ${pkg}, which is not installed. ` +
-            `Install it with: npm install ${pkg}@4.22.0 (it downloads libtensorflow${name === 'tensorflow-gpu' ? ' with CUDA support' : ''}).`
-        : `backend '${name}': ${pkg} is installed but failed to load: ${(err as Error).message}`,
-      { cause: err },
-    );
+    throw new BackendError(`backend '${name}': ${pkg} is installed but failed to load: ${(err as Error).message}`, { cause: err });
   }
   if (!(await tf.setBackend('tensorflow'))) {
     throw new BackendError(`backend '${name}': ${pkg} loaded but tf.setBackend('tensorflow') failed`);
