@@ -184,6 +184,25 @@ describe('Trainer', () => {
     ref.dispose();
   });
 
+  it('an abort from a timer or signal handler (a macrotask) stops mid-epoch even when every step settles in microtasks', async () => {
+    const controller = new AbortController();
+    class AbortSoon extends Callback {
+      readonly name = 'abortSoon';
+      override onBatchEnd(step: number): void {
+        // As process.on('SIGINT') would: the abort arrives from the macrotask queue, not from the loop itself.
+        if (step === 1) setTimeout(() => controller.abort(), 0);
+      }
+    }
+    const a = setup({ signal: controller.signal, callbacks: [new AbortSoon()] });
+    // One epoch of 100 in-memory batches: without a macrotask turn per step, the timer would only fire at the end.
+    const res = await a.trainer.fit({ train: new FakePairs(800, 8), epochs: 1 });
+    expect(res.interrupted).toBe(true);
+    const state = a.trainer.getState();
+    expect(state.epoch).toBe(0);
+    expect(state.batchInEpoch).toBeLessThan(10);
+    a.dispose();
+  });
+
   it('an AbortSignal mid-epoch ends fit() cleanly; resuming from that state ends identical to an uninterrupted run', async () => {
     const dir = await tmpDir();
     const controller = new AbortController();

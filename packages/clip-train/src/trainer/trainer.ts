@@ -201,7 +201,12 @@ export class Trainer<B> implements TrainerControl {
         batchLogs.loss = lossValue;
         await this.emit((cb) => cb.onBatchEnd(this.step, batchLogs));
         // Interrupt only between optimizer steps, so the saved state never holds half an accumulation.
-        if (pending === null && this.signal?.aborted) return true;
+        // The steps above may settle entirely in microtasks (cached in-memory data, synchronous backends),
+        // which would starve a SIGINT handler until the epoch ends: give macrotasks one turn first.
+        if (pending === null && this.signal) {
+          await new Promise<void>((resolve) => setImmediate(resolve));
+          if (this.signal.aborted) return true;
+        }
       }
       // A trailing partial accumulation still makes a step (averaged over the micro-batches it has).
       if (pending !== null) {
