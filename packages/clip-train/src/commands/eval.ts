@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { Command } from 'commander';
 import { clipLoss, describeBackend, inBatchTopK, initBackend, retrievalRecallAtK, type BackendName, type RecallAtK } from '@clip-ts/core';
-import { CaptionLoader, disposeBatch } from '@clip-ts/data';
+import { allCaptions, CaptionLoader, disposeBatch } from '@clip-ts/data';
 import type { CliIO } from '../cli.js';
 import { loadCheckpoint } from '../cli-support/checkpoint.js';
 import { buildCaptionDataset } from '../cli-support/datasets.js';
@@ -101,14 +101,7 @@ export async function runEval(opts: EvalOptions, io: CliIO): Promise<EvalResult>
       fullBatches = 1;
       tf.dispose([all, t, sims]);
     }
-    const texts: string[] = [];
-    const textToImage: number[] = [];
-    for (let i = 0; i < dataset.length; i++) {
-      for (const c of dataset.captions(i)) {
-        texts.push(c);
-        textToImage.push(i);
-      }
-    }
+    const { texts, imageIndex: textToImage } = allCaptions(dataset);
     progress(io, `full-split retrieval: ${dataset.length} images × ${texts.length} captions`);
     const textEmb = await embedTexts(ckpt, texts, opts.batchSize);
     const imgT = tf.tensor2d(imageData, [dataset.length, dim]);
