@@ -16,6 +16,7 @@ import { pipeline } from 'node:stream/promises';
 import cliProgress from 'cli-progress';
 import { z } from 'zod';
 import { HubError } from './errors.js';
+import { httpSettings, isTransientStatus, openGet, TransientError, withRetries, type HttpSettings, type IdleWatch } from './hub-fetch.js';
 
 /** Files fetched when present (a 404 is fine). */
 export const OPTIONAL_FILES = [
@@ -40,8 +41,17 @@ export interface ResolveOptions {
   extraFiles?: readonly string[];
   /** Progress bar on stderr. Default: when stderr is a TTY. */
   progress?: boolean;
-  /** Resume attempts within one call after a connection drops mid-file. Default 2. */
+  /**
+   * Retries per file within one call after a transient failure: connection error, timeout, HTTP
+   * 408/429/5xx, or a connection dropped mid-file (the retry resumes with Range). Default 2.
+   */
   retries?: number;
+  /** Delay before the first retry; each next one doubles (randomised up to ×2, capped at 30 s). Default 1000. */
+  retryDelayMs?: number;
+  /** Time allowed to connect and receive the response headers. Default: $HF_HUB_DOWNLOAD_TIMEOUT s, else 30 s. */
+  connectTimeoutMs?: number;
+  /** Longest pause allowed between two chunks of a response body. Default: $HF_HUB_DOWNLOAD_TIMEOUT s, else 30 s. */
+  readTimeoutMs?: number;
 }
 
 const ID_RE = /^[A-Za-z0-9][\w.-]*(\/[\w.-]+)?$/;
@@ -131,7 +141,7 @@ interface DownloadContext {
   revision: string;
   headers: Record<string, string>;
   bars: cliProgress.MultiBar | undefined;
-  retries: number;
+  http: HttpSettings;
 }
 
 function fileUrl(ctx: DownloadContext, file: string): string {
@@ -140,14 +150,33 @@ function fileUrl(ctx: DownloadContext, file: string): string {
 }
 
 /**
- * GET url into dest, resuming from `${dest}.incomplete` with a Range request. Returns the
- * `X-Repo-Commit` header when the server sends one. Throws NotFound on 404.
+ * GET url into dest, resuming from `${dest}.incomplete` with a Range request, retrying transient
+ * failures (see withRetries). Returns the `X-Repo-Commit` header when the server sends one. Throws
+ * NotFound on 404, HubError otherwise.
  */
 async function downloadFile(ctx: DownloadContext, file: string, dest: string): Promise<string | undefined> {
   const url = fileUrl(ctx, file);
-  const part = `${dest}.incomplete`;
   await mkdir(dirname(dest), { recursive: true });
-  for (let attempt = 0; ; attempt++) {
+  try {
+    return await withRetries(() => attemptDownload(ctx, file, url, dest), ctx.http);
+  } catch (err) {
+    if (!(err instanceof TransientError)) throw err;
+    const attempts = ctx.http.retries + 1;
+    throw new HubError(
+      `${err.message} [${attempts} attempt${attempts === 1 ? '' : 's'}]. Check the network and the endpoint ` +
+        `(${ctx.endpoint}; set by HF_ENDPOINT or opts.endpoint), raise opts.connectTimeoutMs / opts.readTimeoutMs ` +
+        '(or HF_HUB_DOWNLOAD_TIMEOUT) or opts.retries, or work without the network: HF_HUB_OFFLINE=1 with a filled ' +
+        'cache, or pass a local model directory.',
+      [file],
+      { cause: err },
+    );
+  }
+}
+
+/** One request for `file` (plus one restart from zero on a 416): writes `${dest}.incomplete`, renames it to dest. */
+async function attemptDownload(ctx: DownloadContext, file: string, url: string, dest: string): Promise<string | undefined> {
+  const part = `${dest}.incomplete`;
+  for (let restarted = false; ; restarted = true) {
     const have = await stat(part).then(
       (s) => s.size,
       () => 0,
@@ -160,74 +189,88 @@ async function downloadFile(ctx: DownloadContext, file: string, dest: string): P
       const etag = await readFile(`${part}.etag`, 'utf8').catch(() => undefined);
       if (etag) headers['If-Range'] = etag;
     }
-    let res: Response;
+    const { res, idle } = await openGet(url, headers, ctx.http);
     try {
-      res = await fetch(url, { headers, redirect: 'follow' });
-    } catch (err) {
-      if (attempt < ctx.retries) continue;
-      throw new HubError(`cannot fetch ${file} from ${url}: ${(err as Error).message}`, [file], { cause: err });
-    }
-    if (res.status === 404) {
-      await res.body?.cancel();
-      throw new NotFound(url);
-    }
-    if (res.status === 416 && have > 0) {
-      // Our partial file does not fit the server's (changed upstream?): start over.
-      await res.body?.cancel();
-      await rm(part, { force: true });
-      if (attempt < ctx.retries + 1) continue;
-    }
-    if (res.status !== 200 && res.status !== 206) {
-      await res.body?.cancel();
-      const hint = res.status === 401 || res.status === 403 ? ' (gated or private repo? set HF_TOKEN)' : '';
-      throw new HubError(`cannot fetch ${file}: HTTP ${res.status} from ${url}${hint}`, [file]);
-    }
-    // 200 means the server ignored (or we sent no) Range: write from the start.
-    const append = res.status === 206;
-    const start = append ? have : 0;
-    const length = Number(res.headers.get('content-length') ?? NaN);
-    const total = Number.isFinite(length) ? start + length : undefined;
-    const etag = res.headers.get('etag');
-    if (!append) {
-      // Strong validators only (If-Range ignores weak ones).
-      if (etag && !etag.startsWith('W/')) await writeFile(`${part}.etag`, etag);
-      else await rm(`${part}.etag`, { force: true });
-    }
-    const bar = ctx.bars?.create(total ?? 0, start, { file });
-    let received = start;
-    const counter = new Transform({
-      transform(chunk: Buffer, _enc, cb) {
-        received += chunk.length;
-        bar?.update(received);
-        cb(null, chunk);
-      },
-    });
-    try {
-      if (!res.body) throw new Error('empty response body');
-      await pipeline(Readable.fromWeb(res.body as import('node:stream/web').ReadableStream), counter, createWriteStream(part, { flags: append ? 'a' : 'w' }));
-    } catch (err) {
-      bar?.stop();
-      if (attempt < ctx.retries) continue;
-      throw new HubError(
-        `download of ${file} from ${url} was interrupted after ${received} bytes (kept in ${part}; the next call resumes): ${(err as Error).message}`,
-        [file],
-        { cause: err },
-      );
+      if (res.status === 404) {
+        await res.body?.cancel();
+        throw new NotFound(url);
+      }
+      if (res.status === 416 && have > 0 && !restarted) {
+        // Our partial file does not fit the server's (changed upstream?): start over.
+        await res.body?.cancel();
+        await rm(part, { force: true });
+        continue;
+      }
+      if (res.status !== 200 && res.status !== 206) {
+        await res.body?.cancel();
+        const hint = res.status === 401 || res.status === 403 ? ' (gated or private repo? set HF_TOKEN)' : '';
+        const message = `cannot fetch ${file}: HTTP ${res.status} from ${url}${hint}`;
+        if (isTransientStatus(res.status)) throw new TransientError(message);
+        throw new HubError(message, [file]);
+      }
+      return await saveBody(ctx, file, url, res, idle, have, dest);
     } finally {
-      if (bar) ctx.bars?.remove(bar);
+      idle.stop();
     }
-    const size = (await stat(part)).size;
-    if (total !== undefined && size !== total) {
-      if (attempt < ctx.retries) continue;
-      throw new HubError(`download of ${file} from ${url}: got ${size} bytes, expected ${total} (kept in ${part})`, [file]);
-    }
-    await rename(part, dest);
-    await rm(`${part}.etag`, { force: true });
-    return res.headers.get('x-repo-commit') ?? undefined;
   }
 }
 
+/** Streams a 200/206 response into `${dest}.incomplete` and renames it to dest when complete. */
+async function saveBody(
+  ctx: DownloadContext,
+  file: string,
+  url: string,
+  res: Response,
+  idle: IdleWatch,
+  have: number,
+  dest: string,
+): Promise<string | undefined> {
+  const part = `${dest}.incomplete`;
+  // 200 means the server ignored (or we sent no) Range: write from the start.
+  const append = res.status === 206;
+  const start = append ? have : 0;
+  const length = Number(res.headers.get('content-length') ?? NaN);
+  const total = Number.isFinite(length) ? start + length : undefined;
+  const etag = res.headers.get('etag');
+  if (!append) {
+    // Strong validators only (If-Range ignores weak ones).
+    if (etag && !etag.startsWith('W/')) await writeFile(`${part}.etag`, etag);
+    else await rm(`${part}.etag`, { force: true });
+  }
+  const bar = ctx.bars?.create(total ?? 0, start, { file });
+  let received = start;
+  const counter = new Transform({
+    transform(chunk: Buffer, _enc, cb) {
+      idle.touch();
+      received += chunk.length;
+      bar?.update(received);
+      cb(null, chunk);
+    },
+  });
+  try {
+    if (!res.body) throw new Error('empty response body');
+    await pipeline(Readable.fromWeb(res.body as import('node:stream/web').ReadableStream), counter, createWriteStream(part, { flags: append ? 'a' : 'w' }));
+  } catch (err) {
+    bar?.stop();
+    // A cut-off body is transient: the next attempt (or call) resumes from what reached the disk.
+    throw new TransientError(
+      `download of ${file} from ${url} was interrupted after ${received} bytes (kept in ${part}; the next call resumes): ${(err as Error).message}`,
+      { cause: err },
+    );
+  } finally {
+    if (bar) ctx.bars?.remove(bar);
+  }
+  const size = (await stat(part)).size;
+  if (total !== undefined && size !== total) {
+    throw new TransientError(`download of ${file} from ${url}: got ${size} bytes, expected ${total} (kept in ${part})`);
+  }
+  await rename(part, dest);
+  await rm(`${part}.etag`, { force: true });
+  return res.headers.get('x-repo-commit') ?? undefined;
+}
+
 async function fetchRepo(id: string, revision: string, root: string, opts: ResolveOptions): Promise<string> {
+  const http = httpSettings(opts);
   const token = opts.token ?? process.env.HF_TOKEN;
   const showBars = opts.progress ?? Boolean(process.stderr.isTTY);
   const bars = showBars
@@ -242,7 +285,7 @@ async function fetchRepo(id: string, revision: string, root: string, opts: Resol
     revision,
     headers: token ? { Authorization: `Bearer ${token}` } : {},
     bars,
-    retries: Math.max(0, Math.trunc(opts.retries ?? 2)),
+    http,
   };
   const repo = join(root, repoFolder(id));
   try {
