@@ -30,6 +30,12 @@ const log: Logged[] = [];
 /** file name → bytes after which the next response for it is cut (socket destroyed); one-shot. */
 const cutAfter = new Map<string, number>();
 let ignoreRange = false;
+/** file name → how many more requests for it get HTTP 503 before it is served. */
+const failTimes = new Map<string, number>();
+/** file name → bytes after which the response stalls (open, no more data); one-shot. */
+const stallAfter = new Map<string, number>();
+/** Arrival time (ms) of each logged request, parallel to `log`. */
+const times: number[] = [];
 /** Origin of a second loopback server (the 'CDN') that org/redirected's weights redirect to. */
 let redirectTo: string | undefined;
 let cdn: Server;
@@ -49,6 +55,14 @@ function handler(req: IncomingMessage, res: ServerResponse): void {
     return;
   }
   const file = decodeURIComponent(m[3] as string);
+  const fails = failTimes.get(file) ?? 0;
+  if (fails > 0) {
+    failTimes.set(file, fails - 1);
+    log.push({ url, range, status: 503 });
+    times.push(performance.now());
+    res.writeHead(503, { 'content-type': 'text/plain' }).end('Service Unavailable');
+    return;
+  }
   if (redirectTo && file === 'model.safetensors' && m[1] === 'org/redirected' && m[2] !== 'cdn') {
     // Like the Hub for LFS files: a 302 to a CDN on another origin.
     log.push({ url, range, status: 302 });
@@ -71,10 +85,17 @@ function handler(req: IncomingMessage, res: ServerResponse): void {
     status = 206;
   }
   log.push({ url, range, status });
+  times.push(performance.now());
   const chunk = body.subarray(start);
   const headers: Record<string, string | number> = { 'content-length': chunk.length, 'x-repo-commit': COMMIT, etag };
   if (status === 206) headers['content-range'] = `bytes ${start}-${body.length - 1}/${body.length}`;
   res.writeHead(status, headers);
+  const stall = stallAfter.get(file);
+  if (stall !== undefined) {
+    stallAfter.delete(file);
+    res.write(chunk.subarray(0, stall));
+    return;
+  }
   const cut = cutAfter.get(file);
   if (cut !== undefined) {
     cutAfter.delete(file);
@@ -150,6 +171,9 @@ beforeEach(async () => {
   cache = await mkdtemp(join(tmpdir(), 'clip-hub-'));
   log.length = 0;
   cutAfter.clear();
+  failTimes.clear();
+  stallAfter.clear();
+  times.length = 0;
   ignoreRange = false;
 });
 afterEach(async () => {
@@ -313,6 +337,102 @@ describe('resolvePretrained (loopback server)', () => {
   it('returns an existing local directory as is; rejects what is neither a directory nor an id', async () => {
     expect(await resolvePretrained(cache, opts())).toBe(cache);
     await expect(resolvePretrained('./no/such/dir/here', opts())).rejects.toThrow(/neither an existing directory nor a Hub model id/);
+    expect(log).toEqual([]);
+  });
+});
+
+describe('resolvePretrained timeouts and retries (loopback server)', () => {
+  it('a server that accepts and never answers → HubError naming the URL after the connect timeout', async () => {
+    // Holds every request open without a response, as a wedged proxy or endpoint would.
+    const silent = createServer(() => undefined);
+    await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
+    const silentEndpoint = `http://127.0.0.1:${(silent.address() as AddressInfo).port}`;
+    try {
+      const t0 = performance.now();
+      const err = await resolvePretrained('org/model', opts({ endpoint: silentEndpoint, connectTimeoutMs: 300, retries: 1, retryDelayMs: 10 })).catch((e: unknown) => e);
+      const elapsed = performance.now() - t0;
+      expect(err).toBeInstanceOf(HubError);
+      const msg = (err as Error).message;
+      expect(msg).toContain(`${silentEndpoint}/org/model/resolve/main/config.json`);
+      expect(msg).toMatch(/connect timeout/);
+      expect(msg).toMatch(/2 attempts/);
+      expect(msg).toMatch(/HF_HUB_OFFLINE=1/);
+      expect(msg).toContain('HF_ENDPOINT');
+      expect((err as HubError).missing).toEqual(['config.json']);
+      // Both attempts waited for the timeout rather than failing at once.
+      expect(elapsed).toBeGreaterThanOrEqual(2 * 300 - 20);
+    } finally {
+      silent.closeAllConnections();
+      await new Promise<void>((r) => silent.close(() => r()));
+    }
+  }, 15_000);
+
+  it('a body that stalls → read timeout, partial file kept, the next call resumes it', async () => {
+    stallAfter.set('model.safetensors', 64_000);
+    const err = await resolvePretrained('org/model', opts({ readTimeoutMs: 300, retries: 0 })).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(HubError);
+    expect((err as Error).message).toMatch(/model\.safetensors.*interrupted.*read timeout/);
+    expect((err as Error).message).toContain(`${endpoint}/org/model/resolve/main/model.safetensors`);
+    const partial = join(cache, 'models--org--model', 'snapshots', COMMIT, 'model.safetensors.incomplete');
+    const P = (await stat(partial)).size;
+    expect(P).toBeGreaterThan(0);
+    log.length = 0;
+    const dir = await resolvePretrained('org/model', opts({ readTimeoutMs: 300, retries: 0 }));
+    expect(same(await readFile(join(dir, 'model.safetensors')), weights)).toBe(true);
+    expect(log.filter((l) => l.url.endsWith('/model.safetensors'))).toEqual([
+      { url: '/org/model/resolve/main/model.safetensors', range: `bytes=${P}-`, status: 206 },
+    ]);
+  }, 15_000);
+
+  it('a stall is retried within the call and resumes', async () => {
+    stallAfter.set('model.safetensors', 64_000);
+    const dir = await resolvePretrained('org/model', opts({ readTimeoutMs: 300, retries: 1, retryDelayMs: 10 }));
+    expect(same(await readFile(join(dir, 'model.safetensors')), weights)).toBe(true);
+    const ranges = log.filter((l) => l.url.endsWith('/model.safetensors')).map((l) => l.range);
+    expect(ranges).toHaveLength(2);
+    expect(Number(/^bytes=(\d+)-$/.exec(ranges[1] ?? '')?.[1])).toBeGreaterThan(0);
+  }, 15_000);
+
+  it('transient HTTP 503 twice, then success: retried with growing delays', async () => {
+    failTimes.set('model.safetensors', 2);
+    const dir = await resolvePretrained('org/model', opts({ retries: 2, retryDelayMs: 150 }));
+    expect(same(await readFile(join(dir, 'model.safetensors')), weights)).toBe(true);
+    const idx = log.flatMap((l, i) => (l.url.endsWith('/model.safetensors') ? [i] : []));
+    expect(idx.map((i) => log[i]?.status)).toEqual([503, 503, 200]);
+    const [t1, t2, t3] = idx.map((i) => times[i] as number) as [number, number, number];
+    // Exponential backoff: at least retryDelayMs, then at least twice that (timer slack allowed).
+    expect(t2 - t1).toBeGreaterThanOrEqual(150 - 10);
+    expect(t3 - t2).toBeGreaterThanOrEqual(300 - 10);
+  }, 15_000);
+
+  it('retries are bounded: a third 503 with retries: 1 → HubError naming the status and URL', async () => {
+    failTimes.set('config.json', 3);
+    const err = await resolvePretrained('org/model', opts({ retries: 1, retryDelayMs: 10 })).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(HubError);
+    expect((err as Error).message).toContain(`HTTP 503 from ${endpoint}/org/model/resolve/main/config.json`);
+    expect(log.filter((l) => l.url.endsWith('/config.json'))).toHaveLength(2);
+  });
+
+  it('a permanent 404 is not retried', async () => {
+    const err = await resolvePretrained('org/absent', opts({ retries: 5, retryDelayMs: 10 })).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(HubError);
+    expect((err as Error).message).toContain(`${endpoint}/org/absent/resolve/main/config.json`);
+    expect(log).toHaveLength(1);
+  });
+
+  it('bad timeout settings → HubError naming the option or variable', async () => {
+    await expect(resolvePretrained('org/model', opts({ connectTimeoutMs: -1 }))).rejects.toThrow(/connectTimeoutMs/);
+    await expect(resolvePretrained('org/model', opts({ retries: 1.5 }))).rejects.toThrow(/retries/);
+    const saved = process.env.HF_HUB_DOWNLOAD_TIMEOUT;
+    process.env.HF_HUB_DOWNLOAD_TIMEOUT = 'soon';
+    try {
+      const err = await resolvePretrained('org/model', opts()).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(HubError);
+      expect((err as Error).message).toContain('HF_HUB_DOWNLOAD_TIMEOUT');
+    } finally {
+      if (saved === undefined) delete process.env.HF_HUB_DOWNLOAD_TIMEOUT;
+      else process.env.HF_HUB_DOWNLOAD_TIMEOUT = saved;
+    }
     expect(log).toEqual([]);
   });
 });
