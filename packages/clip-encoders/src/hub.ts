@@ -6,6 +6,8 @@
  * the commit, `.no_exist/{commit}/{file}` recording an optional file the repo does not have), so a
  * cache shared with Python `huggingface_hub` is read as is. Files are written to `{file}.incomplete`
  * and renamed when complete (atomic); an interrupted download resumes with an HTTP Range request.
+ * Timeouts and retries live in hub-fetch.ts. docs/encoders.md says why this is not @huggingface/hub:
+ * it needs the Hub API, cannot resume, and puts a branch's files into per-file snapshot folders.
  */
 import { createWriteStream } from 'node:fs';
 import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
