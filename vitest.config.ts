@@ -1,14 +1,17 @@
 import { fileURLToPath } from 'node:url';
 import { defineConfig } from 'vitest/config';
 
-const pkg = (name: string): string => fileURLToPath(new URL(`./packages/${name}/src/index.ts`, import.meta.url));
+const pkg = (name: string, entry = 'index'): string => fileURLToPath(new URL(`./packages/${name}/src/${entry}.ts`, import.meta.url));
 
-// Tests import sibling packages from source, so `vitest` works without a build.
+// Tests import sibling packages from source, so `vitest` works without a build. A subpath comes before its
+// package: aliases match by prefix, first match wins.
 const alias = {
   '@clip-ts/core': pkg('clip-core'),
   '@clip-ts/encoders': pkg('clip-encoders'),
   '@clip-ts/data': pkg('clip-data'),
+  '@clip-ts/train/format': pkg('clip-train', 'format/index'),
   '@clip-ts/train': pkg('clip-train'),
+  '@clip-ts/cli': pkg('clip-cli'),
 };
 
 const project = (name: string, extra: { include?: string[]; testTimeout?: number } = {}) => ({
@@ -31,6 +34,7 @@ export default defineConfig({
       project('encoders'),
       project('data'),
       project('train', { testTimeout: 300_000 }),
+      project('cli', { testTimeout: 300_000 }),
       {
         resolve: { alias },
         test: {

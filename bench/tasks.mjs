@@ -48,7 +48,7 @@ export const SMALL = {
 const SEQ = 40;
 const PAD = 10;
 /** The real bert-base-uncased (= distilbert-base-uncased) tokenizer the CLI ships. */
-const TOKENIZER = join(dirname(fileURLToPath(import.meta.url)), '..', 'packages', 'clip-train', 'assets', 'bert-base-uncased', 'tokenizer.json');
+const TOKENIZER = join(dirname(fileURLToPath(import.meta.url)), '..', 'packages', 'clip-cli', 'assets', 'bert-base-uncased', 'tokenizer.json');
 
 /** A Flickr8k directory as distributed (Images/, captions.txt, official split files) of textured JPEGs. */
 async function writeFlickr8k(root, counts) {

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { createImageEncoder, createTextEncoder, tensorToWritable, writeSafetensors, type Encoder, type WritableTensor } from '@clip-ts/core';
 import '@clip-ts/encoders';
-import { bundledTokenizerFile } from '@clip-ts/train';
+import { bundledTokenizerFile } from '@clip-ts/cli';
 
 async function saveTower(dir: string, tower: Encoder<never> | Encoder<tf.Tensor4D> | Encoder<{ inputIds: tf.Tensor2D; attentionMask: tf.Tensor2D }>, config: Record<string, unknown>, prefix: string): Promise<void> {
   await mkdir(dir, { recursive: true });

@@ -12,7 +12,8 @@ import { join } from 'node:path';
 import { Command, CommanderError } from 'commander';
 import { BACKEND_NAMES, CLIPModel, ValueError, type BackendName } from '@clip-ts/core';
 import '@clip-ts/encoders';
-import { bundledTokenizerFile, REFERENCE_TEMPLATES, runZeroshot, saveCheckpointAssets, type ZeroshotResult } from '@clip-ts/train';
+import { bundledTokenizerFile, REFERENCE_TEMPLATES, runZeroshot, type ZeroshotResult } from '@clip-ts/cli';
+import { saveCheckpointAssets } from '@clip-ts/train';
 import { chooseBackend, isMain, runAsScript, type ExampleIO } from './common.js';
 import { writeMiniCifar10 } from './mini-data.js';
 

@@ -3,7 +3,7 @@ import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
 import { BackendError, ConfigError, DataError, readSafetensors } from '@clip-ts/core';
-import { loadCheckpoint } from '../src/cli-support/checkpoint.js';
+import { loadCheckpoint } from '../src/experiment/checkpoint-assets.js';
 import { formatResultsTable, runExperiment } from '../src/experiment/index.js';
 import { TrainingError } from '../src/trainer/index.js';
 import { tinyConfig } from './helpers/tiny-config.js';

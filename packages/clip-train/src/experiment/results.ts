@@ -1,4 +1,5 @@
 import type { RecallAtK } from '@clip-ts/core';
+import { markdownTable, pct } from '../format/markdown.js';
 import type { Logs } from '../trainer/types.js';
 
 export interface SplitMetrics {
@@ -47,8 +48,6 @@ export function splitMetricsFromLogs(logs: Logs, prefix: string): SplitMetrics {
   return { loss: logs[`${prefix}loss`] ?? NaN, topK, textTopK, batchSize: logs[`${prefix}batch_size`] ?? 0 };
 }
 
-const pct = (v: number) => `${(v * 100).toFixed(2)}%`;
-
 /**
  * The results as a markdown table shaped like the reference's (rows: metric, columns: value): test loss,
  * in-batch top-k (image→text, the reference's protocol), then full-split Recall@K both ways.
@@ -63,11 +62,6 @@ export function formatResultsTable(r: Results): string {
   }
   if (r.val) rows.push([`Best validation loss (epoch ${r.bestEpoch})`, r.val.loss.toFixed(4)]);
   rows.push(['Epochs trained', `${r.epochs}${r.stoppedEarly ? ' (early stopping)' : ''}${r.interrupted ? ' (interrupted)' : ''}`]);
-  const w = Math.max(6, ...rows.map(([m]) => m.length));
-  const v = Math.max(5, ...rows.map(([, x]) => x.length));
-  return [
-    `| ${'Metric'.padEnd(w)} | ${'Value'.padEnd(v)} |`,
-    `| ${'-'.repeat(w)} | ${'-'.repeat(v)} |`,
-    ...rows.map(([m, x]) => `| ${m.padEnd(w)} | ${x.padEnd(v)} |`),
-  ].join('\n');
+  // Left-aligned like the reference's table; no trailing newline, callers join it with other text.
+  return markdownTable(['Metric', 'Value'], rows, ['left', 'left']).trimEnd();
 }

@@ -21,7 +21,7 @@ import { buildParamGroups } from '../optim/param-groups.js';
 import { TrainingError } from '../trainer/errors.js';
 import { existingCheckpointDir, readRunState, restoreTrainer } from '../trainer/run-state.js';
 import { restoreRngStates, rngStates } from '../trainer/rng-state.js';
-import { saveCheckpointAssets, TOKENIZER_FILE } from '../cli-support/checkpoint.js';
+import { saveCheckpointAssets, TOKENIZER_FILE } from './checkpoint-assets.js';
 import { evaluateSplit, Trainer } from '../trainer/trainer.js';
 import type { BatchSource, TrainTask } from '../trainer/types.js';
 import { loadExperimentData, loadPreprocessing, type ExperimentData } from './data.js';

@@ -1,7 +1,9 @@
 import { fileURLToPath } from 'node:url';
 import type { ExperimentConfigInput } from '../../src/config/schema.js';
 
-export const TOKENIZER = fileURLToPath(new URL('../../assets/bert-base-uncased/tokenizer.json', import.meta.url));
+// The real bert-base-uncased tokenizer vendored by @clip-ts/encoders' tests (the bundled copy ships with
+// @clip-ts/cli, which train must not depend on).
+export const TOKENIZER = fileURLToPath(new URL('../../../clip-encoders/test/fixtures/tokenizer/tokenizer.json', import.meta.url));
 
 /** A CLIP small enough for tests: 1-layer ViT (16 px, hidden 16) and DistilBERT (dim 16), shapes data, seq 8. */
 export function tinyConfig(runDir: string, overrides: Partial<ExperimentConfigInput> = {}): ExperimentConfigInput {

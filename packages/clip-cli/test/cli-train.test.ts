@@ -3,10 +3,11 @@ import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { runCli } from '../src/cli.js';
-import type { Results } from '../src/experiment/results.js';
-import { captureIO } from './cli/tiny-checkpoint.js';
-import { tinyConfig } from './helpers/tiny-config.js';
-import { useTmpDirs } from './helpers/tmp-dirs.js';
+import type { Results } from '@clip-ts/train';
+import { captureIO } from './helpers/tiny-checkpoint.js';
+// train's test fixtures: the tiny experiment config its own runExperiment tests use.
+import { tinyConfig } from '../../clip-train/test/helpers/tiny-config.js';
+import { useTmpDirs } from '../../clip-train/test/helpers/tmp-dirs.js';
 
 const tmpDir = useTmpDirs('clip-cli-train-');
 

@@ -6,7 +6,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readSafetensors } from '@clip-ts/core';
 import { runCli } from '../src/cli.js';
-import { captureIO, writeTinyCheckpoint } from './cli/tiny-checkpoint.js';
+import { captureIO, writeTinyCheckpoint } from './helpers/tiny-checkpoint.js';
 
 let dir: string;
 let ckpt: string;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { confusionTable, jsonReplacer, markdownTable, pct, writeJson } from '../src/cli-support/format.js';
+import { markdownTable, pct } from '../src/format/index.js';
 
 describe('markdownTable', () => {
   it('pads columns, right-aligns numeric ones and escapes pipes', () => {
@@ -14,24 +14,18 @@ describe('markdownTable', () => {
     expect(lines[3]).toBe('| a\\|b             |  5.00% |');
     expect(new Set(lines.map((l) => l.length)).size).toBe(1);
   });
+
+  it('keeps a column left-aligned when told to, even if it looks numeric', () => {
+    const lines = markdownTable(['Metric', 'Value'], [['Test loss', '0.1234'], ['Epochs trained', '2']], ['left', 'left']).trimEnd().split('\n');
+    expect(lines[1]).toMatch(/^\|-+\|-+\|$/);
+    expect(lines[3]).toBe('| Epochs trained | 2      |');
+  });
 });
 
-describe('pct / JSON', () => {
+describe('pct', () => {
   it('formats percentages and never prints NaN', () => {
     expect(pct(0.80421)).toBe('80.42%');
+    expect(pct(0.5, 1)).toBe('50.0%');
     expect(pct(Number.NaN)).toBe('n/a');
-  });
-
-  it('writes one JSON line with NaN as null and typed arrays as arrays', () => {
-    let out = '';
-    writeJson({ stdout: (t) => (out += t), stderr: () => {} }, { a: Number.NaN, b: new Float32Array([1, 2]) });
-    expect(out).toBe('{"a":null,"b":[1,2]}\n');
-    expect(jsonReplacer('', Infinity)).toBeNull();
-  });
-
-  it('prints a confusion matrix with true classes as rows', () => {
-    const t = confusionTable([[3, 1], [0, 4]], ['cat', 'dog']);
-    expect(t).toContain('| cat ');
-    expect(t.split('\n')[2]).toMatch(/\| cat\s+\|\s+3 \|\s+1 \|/);
   });
 });

@@ -3,11 +3,11 @@ import type { Command } from 'commander';
 import { clipLoss, describeBackend, inBatchTopK, initBackend, retrievalRecallAtK, type BackendName, type RecallAtK } from '@clip-ts/core';
 import { allCaptions, CaptionLoader, disposeBatch } from '@clip-ts/data';
 import type { CliIO } from '../cli.js';
-import { loadCheckpoint } from '../cli-support/checkpoint.js';
-import { buildCaptionDataset } from '../cli-support/datasets.js';
-import { embedTexts } from '../cli-support/embeddings.js';
-import { markdownTable, num, pct, progress, writeJson } from '../cli-support/format.js';
-import { backendArg, captionDatasetArg, positiveInt, zodArg, type CaptionDatasetKind } from '../cli-support/options.js';
+import { loadCheckpoint } from '@clip-ts/train';
+import { buildCaptionDataset } from '../support/datasets.js';
+import { embedTexts } from '../support/embeddings.js';
+import { markdownTable, num, pct, progress, writeJson } from '../support/format.js';
+import { backendArg, captionDatasetArg, positiveInt, zodArg, type CaptionDatasetKind } from '../support/options.js';
 import { z } from 'zod';
 
 export interface EvalOptions {

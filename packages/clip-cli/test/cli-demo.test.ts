@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from '../src/cli.js';
-import { captureIO } from './cli/tiny-checkpoint.js';
+import { captureIO } from './helpers/tiny-checkpoint.js';
 
 let dir: string;
 beforeAll(async () => {

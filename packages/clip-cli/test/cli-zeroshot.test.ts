@@ -5,7 +5,7 @@ import sharp from 'sharp';
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from '../src/cli.js';
-import { captureIO, writeTinyCheckpoint } from './cli/tiny-checkpoint.js';
+import { captureIO, writeTinyCheckpoint } from './helpers/tiny-checkpoint.js';
 
 let dir: string;
 let ckpt: string;

@@ -1,5 +1,5 @@
 import type { ShapesOptions } from '@clip-ts/data';
-import type { ExperimentConfigInput } from '../config/schema.js';
+import type { ExperimentConfigInput } from '@clip-ts/train';
 import { bundledTokenizerFile } from './assets.js';
 import { DEMO_SHAPES } from './datasets.js';
 

@@ -16,9 +16,9 @@ import {
 } from '@clip-ts/data';
 import { loadTokenizer, loadTokenizerFiles } from '@clip-ts/encoders';
 import type { CliIO } from '../cli.js';
-import { DEMO_SHAPES } from '../cli-support/datasets.js';
-import { markdownTable, num, writeJson } from '../cli-support/format.js';
-import { positiveInt, zodArg } from '../cli-support/options.js';
+import { DEMO_SHAPES } from '../support/datasets.js';
+import { markdownTable, num, writeJson } from '../support/format.js';
+import { positiveInt, zodArg } from '../support/options.js';
 
 export const STATS_DATASETS = ['flickr8k', 'cifar10', 'cifar100', 'imagefolder', 'csv', 'shapes'] as const;
 export type StatsDatasetKind = (typeof STATS_DATASETS)[number];

@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { ValueError } from '@clip-ts/core';
 import { toPixelTensor, toTensors } from '@clip-ts/encoders';
-import type { LoadedCheckpoint } from './checkpoint.js';
+import type { LoadedCheckpoint } from '@clip-ts/train';
 
 /** Row-major [count, dim] embeddings held on the CPU (no tensors: nothing for the caller to dispose). */
 export interface EmbeddingMatrix {

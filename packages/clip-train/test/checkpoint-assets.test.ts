@@ -4,9 +4,9 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CheckpointError, ConfigError } from '@clip-ts/core';
 import { CLIP_MEAN, CLIP_STD } from '@clip-ts/encoders';
-import { DEFAULT_MAX_LENGTH, loadCheckpoint, saveCheckpointAssets } from '../src/cli-support/checkpoint.js';
-import { bundledTokenizerFile } from '../src/cli-support/assets.js';
-import { writeTinyCheckpoint } from './cli/tiny-checkpoint.js';
+import { DEFAULT_MAX_LENGTH, loadCheckpoint, saveCheckpointAssets } from '../src/experiment/checkpoint-assets.js';
+import { writeTinyCheckpoint } from './helpers/tiny-checkpoint.js';
+import { TOKENIZER } from './helpers/tiny-config.js';
 
 let dir: string;
 beforeAll(async () => {
@@ -51,7 +51,7 @@ describe('checkpoint assets', () => {
     await expect(loadCheckpoint(ckpt)).rejects.toThrow(ConfigError);
     await unlink(join(ckpt, 'tokenizer.json'));
     await expect(loadCheckpoint(ckpt)).rejects.toThrow(CheckpointError);
-    await expect(saveCheckpointAssets(join(dir, 'd'), { tokenizerFile: bundledTokenizerFile(), maxLength: 1, imageProcessor: {} })).rejects.toThrow(ConfigError);
+    await expect(saveCheckpointAssets(join(dir, 'd'), { tokenizerFile: TOKENIZER, maxLength: 1, imageProcessor: {} })).rejects.toThrow(ConfigError);
     await expect(saveCheckpointAssets(join(dir, 'd'), { tokenizerFile: join(dir, 'nope.json'), maxLength: 8, imageProcessor: {} })).rejects.toThrow(/cannot write checkpoint assets/);
   });
 });

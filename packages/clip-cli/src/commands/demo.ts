@@ -5,14 +5,12 @@ import type { Command } from 'commander';
 import { ConfigError, parseBackendName, type BackendName } from '@clip-ts/core';
 import { createShapes } from '@clip-ts/data';
 import { toTensors } from '@clip-ts/encoders';
+import { formatResultsTable, loadCheckpoint, runExperiment, type Results } from '@clip-ts/train';
 import type { CliIO } from '../cli.js';
-import { runExperiment } from '../experiment/run.js';
-import { formatResultsTable, type Results } from '../experiment/results.js';
-import { loadCheckpoint } from '../cli-support/checkpoint.js';
-import { demoExperimentConfig, DEMO_TEMPLATES, FULL_DEMO, QUICK_DEMO, type DemoSettings } from '../cli-support/demo-config.js';
-import { markdownTable, pct, progress, writeJson, jsonReplacer } from '../cli-support/format.js';
-import { backendArg, positiveInt } from '../cli-support/options.js';
-import { embedClassificationSet, restrictClasses, scoreTemplates, type ZeroShotReport } from '../cli-support/zero-shot-eval.js';
+import { demoExperimentConfig, DEMO_TEMPLATES, FULL_DEMO, QUICK_DEMO, type DemoSettings } from '../support/demo-config.js';
+import { markdownTable, pct, progress, writeJson, jsonReplacer } from '../support/format.js';
+import { backendArg, positiveInt } from '../support/options.js';
+import { embedClassificationSet, restrictClasses, scoreTemplates, type ZeroShotReport } from '../support/zero-shot-eval.js';
 
 /** Marks a directory as the demo's own, so a rerun may replace it (and never anything else). */
 const MARKER = '.clip-demo';

@@ -3,10 +3,10 @@ import { dirname, extname } from 'node:path';
 import type { Command } from 'commander';
 import { describeBackend, initBackend, ValueError, writeSafetensors, type BackendName } from '@clip-ts/core';
 import type { CliIO } from '../cli.js';
-import { loadCheckpoint } from '../cli-support/checkpoint.js';
-import { embedImageFiles, embedTexts, type EmbeddingMatrix } from '../cli-support/embeddings.js';
-import { jsonReplacer, progress, writeJson } from '../cli-support/format.js';
-import { backendArg, positiveInt } from '../cli-support/options.js';
+import { loadCheckpoint } from '@clip-ts/train';
+import { embedImageFiles, embedTexts, type EmbeddingMatrix } from '../support/embeddings.js';
+import { jsonReplacer, progress, writeJson } from '../support/format.js';
+import { backendArg, positiveInt } from '../support/options.js';
 
 export interface EmbedOptions {
   checkpoint: string;

@@ -13,7 +13,7 @@ import {
 } from '@clip-ts/core';
 import { loadEncoderFromDir } from '@clip-ts/encoders';
 import type { CliIO } from '../cli.js';
-import { backendArg } from '../cli-support/options.js';
+import { backendArg } from '../support/options.js';
 
 interface ForwardOptions {
   model: string;

@@ -1,11 +1,8 @@
 import * as path from 'node:path';
 import type { Command } from 'commander';
+import { applyOverrides, formatResultsTable, parseExperimentConfig, readConfigFile, RUN_CONFIG_FILE, runExperiment, TrainingError } from '@clip-ts/train';
 import type { CliIO } from '../cli.js';
-import { writeJson } from '../cli-support/format.js';
-import { applyOverrides, parseExperimentConfig, readConfigFile } from '../config/load.js';
-import { formatResultsTable } from '../experiment/results.js';
-import { RUN_CONFIG_FILE, runExperiment } from '../experiment/run.js';
-import { TrainingError } from '../trainer/errors.js';
+import { writeJson } from '../support/format.js';
 
 export interface TrainCommandOptions {
   config?: string;

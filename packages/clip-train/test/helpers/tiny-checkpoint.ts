@@ -3,9 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CLIPModel } from '@clip-ts/core';
 import '@clip-ts/encoders';
-import type { CliIO } from '../../src/cli.js';
-import { bundledTokenizerFile } from '../../src/cli-support/assets.js';
-import { saveCheckpointAssets } from '../../src/cli-support/checkpoint.js';
+import { saveCheckpointAssets } from '../../src/experiment/checkpoint-assets.js';
+import { TOKENIZER } from './tiny-config.js';
 
 /** Config of a tiny random CLIP (16×16 images, the real 30522-word vocabulary, 16-d everything). */
 export const TINY_CLIP_CONFIG = {
@@ -24,18 +23,6 @@ export async function writeTinyCheckpoint(dir?: string, seed = 1): Promise<strin
   } finally {
     model.dispose();
   }
-  await saveCheckpointAssets(out, { tokenizerFile: bundledTokenizerFile(), maxLength: 16, imageProcessor: { height: 16, width: 16 } });
+  await saveCheckpointAssets(out, { tokenizerFile: TOKENIZER, maxLength: 16, imageProcessor: { height: 16, width: 16 } });
   return out;
-}
-
-/** An in-memory CliIO that records what a command printed. */
-export function captureIO(): CliIO & { out: () => string; err: () => string } {
-  let out = '';
-  let err = '';
-  return {
-    stdout: (t) => void (out += t),
-    stderr: (t) => void (err += t),
-    out: () => out,
-    err: () => err,
-  };
 }

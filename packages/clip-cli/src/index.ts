@@ -1,0 +1,20 @@
+export { buildProgram, runCli } from './cli.js';
+export type { CliIO } from './cli.js';
+// The commands as functions: eval / zeroshot / embed / demo and their shared helpers.
+export { runEval, formatEval } from './commands/eval.js';
+export type { EvalOptions, EvalResult } from './commands/eval.js';
+export { runZeroshot, formatZeroshot, REFERENCE_TEMPLATES } from './commands/zeroshot.js';
+export type { ZeroshotOptions, ZeroshotResult } from './commands/zeroshot.js';
+export { runEmbed } from './commands/embed.js';
+export type { EmbedOptions, EmbedResult } from './commands/embed.js';
+export { runDemo, formatDemo } from './commands/demo.js';
+export type { DemoOptions, DemoResult, DemoZeroShot } from './commands/demo.js';
+export { bundledTokenizerFile } from './support/assets.js';
+export { embedTexts, embedPixels, embedImageFiles } from './support/embeddings.js';
+export type { EmbeddingMatrix } from './support/embeddings.js';
+export { embedClassificationSet, scoreTemplates, restrictClasses } from './support/zero-shot-eval.js';
+export type { LabelledEmbeddings, TemplateScore, ZeroShotReport } from './support/zero-shot-eval.js';
+export { markdownTable, pct } from './support/format.js';
+export { DEMO_TEMPLATES, FULL_DEMO, QUICK_DEMO, demoExperimentConfig } from './support/demo-config.js';
+export type { DemoSettings } from './support/demo-config.js';
+export { DEMO_SHAPES } from './support/datasets.js';
