@@ -7,7 +7,10 @@ import { processRawChecked } from './errors.js';
 import { Cifar100OptionsSchema, CifarOptionsSchema } from './schemas.js';
 import type { Cifar100Options, CifarOptions } from './schemas.js';
 import type { ClassificationDataset } from './types.js';
-import { checkIndex, parseOptions, promptName, realDir } from './util.js';
+import { checkIndex } from './check-index.js';
+import { parseOptions } from './options.js';
+import { promptName } from './prompt-name.js';
+import { realDir } from './safe-paths.js';
 
 const SIDE = 32;
 const PIXELS = SIDE * SIDE * 3;

@@ -6,7 +6,13 @@ import { processFileChecked } from './errors.js';
 import { ImageFolderOptionsSchema } from './schemas.js';
 import type { ImageFolderOptions } from './schemas.js';
 import type { ClassificationDataset, OnBadImage } from './types.js';
-import { checkIndex, defaultWarn, hashStrings, listSome, parseOptions, promptName, realDir, realInside } from './util.js';
+import { checkIndex } from './check-index.js';
+import { hashStrings } from './fingerprint.js';
+import { listSome } from './list-some.js';
+import { parseOptions } from './options.js';
+import { promptName } from './prompt-name.js';
+import { realDir, realInside } from './safe-paths.js';
+import { defaultWarn } from './warnings.js';
 
 interface FolderItem {
   key: string;
