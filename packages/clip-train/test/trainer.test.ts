@@ -188,9 +188,9 @@ describe('Trainer', () => {
     const controller = new AbortController();
     class AbortSoon extends Callback {
       readonly name = 'abortSoon';
-      override onBatchEnd(step: number): void {
+      override onBatchEnd(_batch: number, logs: Record<string, number>): void {
         // As process.on('SIGINT') would: the abort arrives from the macrotask queue, not from the loop itself.
-        if (step === 1) setTimeout(() => controller.abort(), 0);
+        if (logs.step === 1) setTimeout(() => controller.abort(), 0);
       }
     }
     const a = setup({ signal: controller.signal, callbacks: [new AbortSoon()] });
@@ -208,8 +208,8 @@ describe('Trainer', () => {
     const controller = new AbortController();
     class AbortAt extends Callback {
       readonly name = 'abortAt';
-      override onBatchEnd(step: number): void {
-        if (step === 5) controller.abort(); // step counter after 5 updates: epoch 1, batch 1 (4 batches/epoch)
+      override onBatchEnd(batch: number, logs: Record<string, number>): void {
+        if (logs.epoch === 1 && batch === 0) controller.abort(); // after 5 updates: epoch 1, batch 1 (4 batches/epoch)
       }
     }
     const a = setup({ signal: controller.signal, callbacks: [new AbortAt()] });
