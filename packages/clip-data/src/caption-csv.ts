@@ -6,7 +6,9 @@ import type { CaptionRow } from './captions.js';
 import { FileCaptionDataset, resolveCaptionItems } from './file-captions.js';
 import { CaptionCsvOptionsSchema } from './schemas.js';
 import type { CaptionCsvOptions } from './schemas.js';
-import { defaultWarn, parseOptions, realDir } from './util.js';
+import { parseOptions } from './options.js';
+import { realDir } from './safe-paths.js';
+import { defaultWarn } from './warnings.js';
 
 interface CsvSource {
   file: string;

@@ -1,7 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { parse } from 'csv-parse/sync';
 import { DataError } from '@clip-ts/core';
-import { checkRelativeName, listSome } from './util.js';
+import { listSome } from './list-some.js';
+import { checkRelativeName } from './safe-paths.js';
 import type { WarningSink } from './types.js';
 
 /** One caption as read from a file, with where it came from (for errors). */

@@ -7,7 +7,10 @@ import { processRawChecked } from './errors.js';
 import { Cifar100OptionsSchema, CifarOptionsSchema } from './schemas.js';
 import type { Cifar100Options, CifarOptions } from './schemas.js';
 import type { ClassificationDataset } from './types.js';
-import { checkIndex, parseOptions, promptName, realDir } from './util.js';
+import { checkIndex } from './check-index.js';
+import { parseOptions } from './options.js';
+import { promptName } from './prompt-name.js';
+import { realDir } from './safe-paths.js';
 
 const SIDE = 32;
 const PIXELS = SIDE * SIDE * 3;
@@ -16,6 +19,20 @@ interface CifarFile {
   name: string;
   data: Buffer;
   records: number;
+}
+
+/** What loadCifar10/loadCifar100 hand a CifarDataset: validated record files and the label layout. */
+interface CifarDatasetOptions {
+  /** `cifar10`, `cifar100` or `cifar100-coarse`. */
+  name: string;
+  split: string;
+  files: readonly CifarFile[];
+  /** Bytes per record: label byte(s) then 3072 pixel bytes. */
+  recordSize: number;
+  /** Which label byte of a record is the label (CIFAR-100: 0 coarse, 1 fine). */
+  labelOffset: number;
+  classNames: readonly string[];
+  rawClassNames: readonly string[];
 }
 
 /**
@@ -29,19 +46,26 @@ export class CifarDataset implements ClassificationDataset {
   private readonly starts: number[];
   private fp: string | undefined;
 
-  constructor(
-    readonly name: string,
-    readonly split: string,
-    private readonly files: readonly CifarFile[],
-    private readonly recordSize: number,
-    private readonly labelOffset: number,
-    readonly classNames: readonly string[],
-    /** Class names exactly as in the label-names file (`aquarium_fish`). */
-    readonly rawClassNames: readonly string[],
-  ) {
+  readonly name: string;
+  readonly split: string;
+  readonly classNames: readonly string[];
+  /** Class names exactly as in the label-names file (`aquarium_fish`). */
+  readonly rawClassNames: readonly string[];
+  private readonly files: readonly CifarFile[];
+  private readonly recordSize: number;
+  private readonly labelOffset: number;
+
+  constructor(options: CifarDatasetOptions) {
+    this.name = options.name;
+    this.split = options.split;
+    this.files = options.files;
+    this.recordSize = options.recordSize;
+    this.labelOffset = options.labelOffset;
+    this.classNames = options.classNames;
+    this.rawClassNames = options.rawClassNames;
     this.starts = [];
     let n = 0;
-    for (const f of files) {
+    for (const f of this.files) {
       this.starts.push(n);
       n += f.records;
     }
@@ -161,7 +185,10 @@ export function loadCifar10(root: string, options: CifarOptions = {}): CifarSpli
   const labels = [{ offset: 0, classes: 10, what: 'class' }];
   const trainFiles = [1, 2, 3, 4, 5].map((i) => `data_batch_${i}.bin`);
   const make = (split: string, names: string[]) =>
-    nonEmpty(new CifarDataset('cifar10', split, readRecords(dir, names, recordSize, labels), recordSize, 0, classNames, raw), names);
+    nonEmpty(
+      new CifarDataset({ name: 'cifar10', split, files: readRecords(dir, names, recordSize, labels), recordSize, labelOffset: 0, classNames, rawClassNames: raw }),
+      names,
+    );
   return { train: make('train', trainFiles), test: make('test', ['test_batch.bin']) };
 }
 
@@ -179,7 +206,15 @@ export function loadCifar100(root: string, options: Cifar100Options = {}): Cifar
   ];
   const make = (split: string, name: string) =>
     nonEmpty(
-      new CifarDataset(fine ? 'cifar100' : 'cifar100-coarse', split, readRecords(dir, [name], recordSize, labels), recordSize, fine ? 1 : 0, classNames, raw),
+      new CifarDataset({
+        name: fine ? 'cifar100' : 'cifar100-coarse',
+        split,
+        files: readRecords(dir, [name], recordSize, labels),
+        recordSize,
+        labelOffset: fine ? 1 : 0,
+        classNames,
+        rawClassNames: raw,
+      }),
       [name],
     );
   return { train: make('train', 'train.bin'), test: make('test', 'test.bin') };

@@ -3,7 +3,10 @@ import type { ImageProcessor } from '@clip-ts/core';
 import type { CaptionGroup } from './captions.js';
 import { processFileChecked } from './errors.js';
 import type { ImageCaptionDataset, OnBadImage, OnMissing, WarningSink } from './types.js';
-import { checkIndex, hashStrings, listSome, resolveInside } from './util.js';
+import { checkIndex } from './check-index.js';
+import { hashStrings } from './fingerprint.js';
+import { listSome } from './list-some.js';
+import { resolveInside } from './safe-paths.js';
 
 export interface CaptionItem {
   /** Image name relative to the images directory, `/`-separated. */

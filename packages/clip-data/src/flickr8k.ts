@@ -7,7 +7,10 @@ import { FileCaptionDataset, resolveCaptionItems } from './file-captions.js';
 import type { SplitEntry } from './file-captions.js';
 import { Flickr8kOptionsSchema } from './schemas.js';
 import type { Flickr8kOptions } from './schemas.js';
-import { defaultWarn, listSome, parseOptions, realDir } from './util.js';
+import { listSome } from './list-some.js';
+import { parseOptions } from './options.js';
+import { realDir } from './safe-paths.js';
+import { defaultWarn } from './warnings.js';
 
 export interface Flickr8k {
   train: FileCaptionDataset;

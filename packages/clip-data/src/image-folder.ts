@@ -6,7 +6,13 @@ import { processFileChecked } from './errors.js';
 import { ImageFolderOptionsSchema } from './schemas.js';
 import type { ImageFolderOptions } from './schemas.js';
 import type { ClassificationDataset, OnBadImage } from './types.js';
-import { checkIndex, defaultWarn, hashStrings, listSome, parseOptions, promptName, realDir, realInside } from './util.js';
+import { checkIndex } from './check-index.js';
+import { hashStrings } from './fingerprint.js';
+import { listSome } from './list-some.js';
+import { parseOptions } from './options.js';
+import { promptName } from './prompt-name.js';
+import { realDir, realInside } from './safe-paths.js';
+import { defaultWarn } from './warnings.js';
 
 interface FolderItem {
   key: string;
@@ -14,19 +20,38 @@ interface FolderItem {
   label: number;
 }
 
+/** What loadImageFolder hands an ImageFolderDataset. */
+interface ImageFolderDatasetOptions {
+  name: string;
+  split: string;
+  items: readonly FolderItem[];
+  /** Prompt-ready class names, in label order. */
+  classNames: readonly string[];
+  /** Directory names, in label order. */
+  classDirs: readonly string[];
+  onBadImage?: OnBadImage;
+}
+
 /** One subdirectory per class (sorted by name, like torchvision's ImageFolder); images found recursively. */
 export class ImageFolderDataset implements ClassificationDataset {
   private fp: string | undefined;
 
-  constructor(
-    readonly name: string,
-    readonly split: string,
-    private readonly items: readonly FolderItem[],
-    readonly classNames: readonly string[],
-    /** Directory names, in label order. */
-    readonly classDirs: readonly string[],
-    readonly onBadImage: OnBadImage = 'error',
-  ) {}
+  readonly name: string;
+  readonly split: string;
+  readonly classNames: readonly string[];
+  /** Directory names, in label order. */
+  readonly classDirs: readonly string[];
+  readonly onBadImage: OnBadImage;
+  private readonly items: readonly FolderItem[];
+
+  constructor(options: ImageFolderDatasetOptions) {
+    this.name = options.name;
+    this.split = options.split;
+    this.items = options.items;
+    this.classNames = options.classNames;
+    this.classDirs = options.classDirs;
+    this.onBadImage = options.onBadImage ?? 'error';
+  }
 
   get length(): number {
     return this.items.length;
@@ -118,5 +143,5 @@ export function loadImageFolder(root: string, options: ImageFolderOptions = {}):
   if (items.length === 0) throw new DataError(`image folder ${realRoot}: no images (extensions ${[...exts].join(', ')}); the split is empty`);
   if (empty.length > 0) warn(`image folder ${realRoot}: ${empty.length} class director(ies) with no images: ${listSome(empty)}`);
   const split = opts.split ?? path.basename(realRoot);
-  return new ImageFolderDataset('imagefolder', split, items, classDirs.map(promptName), classDirs, opts.onBadImage);
+  return new ImageFolderDataset({ name: 'imagefolder', split, items, classNames: classDirs.map(promptName), classDirs, onBadImage: opts.onBadImage });
 }

@@ -5,7 +5,8 @@ import { BadImageError } from './errors.js';
 import { CaptionLoaderOptionsSchema, ClassificationLoaderOptionsSchema } from './schemas.js';
 import type { CaptionLoaderOptions, ClassificationLoaderOptions } from './schemas.js';
 import type { ClassificationDataset, ImageCaptionDataset, ImageDataset, OnBadImage, WarningSink } from './types.js';
-import { defaultWarn, parseOptions } from './util.js';
+import { parseOptions } from './options.js';
+import { defaultWarn } from './warnings.js';
 
 /**
  * One batch of image–caption pairs, ready for the model. The CONSUMER OWNS the tensors and must

@@ -2,7 +2,8 @@ import type { ImageProcessor } from '@clip-ts/core';
 import { DataError } from '@clip-ts/core';
 import { isCaptionDataset, isClassificationDataset } from './stats.js';
 import type { ClassificationDataset, ImageCaptionDataset, ImageDataset } from './types.js';
-import { checkIndex, hashStrings } from './util.js';
+import { checkIndex } from './check-index.js';
+import { hashStrings } from './fingerprint.js';
 
 /**
  * A view of some images of a dataset (e.g. the first 500 for a quick run), in the order given. It keeps

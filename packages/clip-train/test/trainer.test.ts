@@ -129,6 +129,73 @@ describe('Trainer', () => {
     dispose();
   });
 
+  it('batch callbacks get the index within the epoch (Keras); the global step is in logs.step', async () => {
+    const seen: Array<[string, number, number, number]> = [];
+    class Recorder extends Callback {
+      readonly name = 'record';
+      override onBatchBegin(batch: number, logs: Record<string, number>): void {
+        seen.push(['begin', logs.epoch!, batch, logs.step!]);
+      }
+      override onBatchEnd(batch: number, logs: Record<string, number>): void {
+        expect(logs.batch).toBe(batch);
+        seen.push(['end', logs.epoch!, batch, logs.step!]);
+      }
+    }
+    const { trainer, dispose } = setup({ callbacks: [new Recorder()], accumulation: 2 });
+    await trainer.fit({ train: new FakePairs(24, 8), epochs: 2 }); // 3 batches per epoch, 2 per step
+    dispose();
+    // Steps: epoch 0 batches 0-1 → step 1, batch 2 → trailing step 2 (taken after onBatchEnd); epoch 1 → 3, 4.
+    expect(seen).toEqual([
+      ['begin', 0, 0, 0], ['end', 0, 0, 0],
+      ['begin', 0, 1, 0], ['end', 0, 1, 1],
+      ['begin', 0, 2, 1], ['end', 0, 2, 1],
+      ['begin', 1, 0, 2], ['end', 1, 0, 2],
+      ['begin', 1, 1, 2], ['end', 1, 1, 3],
+      ['begin', 1, 2, 3], ['end', 1, 2, 3],
+    ]);
+  });
+
+  it.each([0, 2])('stopTraining set in onBatchEnd at batch %i of epoch 0: exactly k+1 optimizer steps, then onEpochEnd and onTrainEnd once', async (k) => {
+    const events: string[] = [];
+    class StopAt extends Callback {
+      readonly name = 'stopAt';
+      override onBatchEnd(batch: number, logs: Record<string, number>): void {
+        events.push(`batch ${logs.epoch}/${batch}`);
+        if (logs.epoch === 0 && batch === k) this.trainer.stopTraining = true;
+      }
+      override onEpochEnd(epoch: number, logs: Record<string, number>): void {
+        events.push(`epochEnd ${epoch} val ${logs.val_loss !== undefined}`);
+      }
+      override onTrainEnd(): void {
+        events.push('trainEnd');
+      }
+    }
+    const { trainer, optimizer, dispose } = setup({ callbacks: [new StopAt()] });
+    const res = await trainer.fit({ train: new FakePairs(64, 8), val: new FakePairs(16, 8), epochs: 5 }); // 8 batches per epoch
+    expect(optimizer.step).toBe(k + 1);
+    expect(trainer.globalStep).toBe(k + 1);
+    const batches = Array.from({ length: k + 1 }, (_, i) => `batch 0/${i}`);
+    // The cut-short epoch is still validated, logged and ended; it counts as completed.
+    expect(events).toEqual([...batches, 'epochEnd 0 val true', 'trainEnd']);
+    expect(res).toMatchObject({ interrupted: false, epochsCompleted: 1 });
+    expect(res.history).toHaveLength(1);
+    expect(trainer.getState()).toMatchObject({ epoch: 1, batchInEpoch: 0 });
+    dispose();
+  });
+
+  it('stopTraining in onBatchEnd mid-accumulation still applies the gradients of the batches run', async () => {
+    class StopAt extends Callback {
+      readonly name = 'stopAt';
+      override onBatchEnd(batch: number): void {
+        if (batch === 2) this.trainer.stopTraining = true;
+      }
+    }
+    const { trainer, dispose } = setup({ callbacks: [new StopAt()], accumulation: 2 });
+    await trainer.fit({ train: new FakePairs(64, 8), epochs: 3 });
+    expect(trainer.globalStep).toBe(2); // batches 0-1 → one step; batch 2 alone → the trailing step
+    dispose();
+  });
+
   it('EarlyStopping stops after `patience` epochs without improvement and restores the best weights', async () => {
     const es = new EarlyStopping({ patience: 2 });
     const { trainer, model, dispose } = setup({ callbacks: [es] });
@@ -188,9 +255,9 @@ describe('Trainer', () => {
     const controller = new AbortController();
     class AbortSoon extends Callback {
       readonly name = 'abortSoon';
-      override onBatchEnd(step: number): void {
+      override onBatchEnd(_batch: number, logs: Record<string, number>): void {
         // As process.on('SIGINT') would: the abort arrives from the macrotask queue, not from the loop itself.
-        if (step === 1) setTimeout(() => controller.abort(), 0);
+        if (logs.step === 1) setTimeout(() => controller.abort(), 0);
       }
     }
     const a = setup({ signal: controller.signal, callbacks: [new AbortSoon()] });
@@ -208,8 +275,8 @@ describe('Trainer', () => {
     const controller = new AbortController();
     class AbortAt extends Callback {
       readonly name = 'abortAt';
-      override onBatchEnd(step: number): void {
-        if (step === 5) controller.abort(); // step counter after 5 updates: epoch 1, batch 1 (4 batches/epoch)
+      override onBatchEnd(batch: number, logs: Record<string, number>): void {
+        if (logs.epoch === 1 && batch === 0) controller.abort(); // after 5 updates: epoch 1, batch 1 (4 batches/epoch)
       }
     }
     const a = setup({ signal: controller.signal, callbacks: [new AbortAt()] });

@@ -1,24 +1,16 @@
-import type { AdamOptimizer } from '../optim/adam.js';
-import type { Logs, TrainableModel } from '../trainer/types.js';
-import type { TrainerState } from '../trainer/trainer.js';
+import type { Logs, TrainerControl } from '../trainer/types.js';
 
-/** What a callback may read and change on the trainer that runs it. */
-export interface TrainerControl {
-  /** Set to true to end training after the current epoch (or batch, checked after each step). */
-  stopTraining: boolean;
-  readonly optimizer: AdamOptimizer;
-  readonly model: TrainableModel;
-  /** Epoch logs so far, oldest first. */
-  readonly history: readonly Logs[];
-  /** Optimizer steps taken so far. */
-  readonly globalStep: number;
-  /** Loop position, history and every callback's state, for a resumable checkpoint. */
-  getState(): TrainerState;
-}
+export type { TrainerControl } from '../trainer/types.js';
 
 /**
- * Lifecycle hooks, each optional and possibly async; epochs are 0-based. A callback that must survive a
- * resume implements getState/setState with JSON-serialisable state.
+ * Lifecycle hooks, each optional and possibly async, with Keras semantics: epochs are 0-based, and the
+ * batch hooks get the 0-based index of the batch within its epoch (a run resumed mid-epoch continues the
+ * count). Batch logs hold `epoch`, `batch`, `size`, `step` (global optimizer steps taken: before the batch
+ * in onBatchBegin, after it in onBatchEnd) and, in onBatchEnd, `loss`. Setting `trainer.stopTraining` in
+ * onBatchEnd ends the epoch after that batch; onEpochEnd still runs for it (with the partial epoch's
+ * logs), then onTrainEnd. onTrainEnd is skipped only when an AbortSignal interrupts fit() (the run is
+ * meant to be resumed) or a callback throws. A callback that must survive a resume implements
+ * getState/setState with JSON-serialisable state.
  */
 export abstract class Callback {
   /** Unique per callback kind; keys its saved state. */
@@ -33,8 +25,8 @@ export abstract class Callback {
   onTrainEnd(_logs: Logs): void | Promise<void> {}
   onEpochBegin(_epoch: number, _logs: Logs): void | Promise<void> {}
   onEpochEnd(_epoch: number, _logs: Logs): void | Promise<void> {}
-  onBatchBegin(_step: number, _logs: Logs): void | Promise<void> {}
-  onBatchEnd(_step: number, _logs: Logs): void | Promise<void> {}
+  onBatchBegin(_batch: number, _logs: Logs): void | Promise<void> {}
+  onBatchEnd(_batch: number, _logs: Logs): void | Promise<void> {}
 
   getState(): unknown {
     return undefined;

@@ -9,12 +9,12 @@ import type { Logs } from '../trainer/types.js';
  */
 export class NanGuard extends Callback {
   readonly name = 'nanGuard';
-  override onBatchEnd(step: number, logs: Logs): void {
+  override onBatchEnd(batch: number, logs: Logs): void {
     const loss = logs.loss;
     if (loss !== undefined && !Number.isFinite(loss)) {
       this.trainer.stopTraining = true;
       throw new TrainingError(
-        `loss is ${loss} at step ${step} (epoch ${(logs.epoch ?? 0) + 1}, batch ${(logs.batch ?? 0) + 1}); ` +
+        `loss is ${loss} at step ${logs.step ?? '?'} (epoch ${(logs.epoch ?? 0) + 1}, batch ${batch + 1}); ` +
           'training stopped. Lower the learning rate or set optim.clipGradNorm; the last saved checkpoints are intact.',
       );
     }

@@ -55,7 +55,7 @@ export class ProgressBar extends Callback {
     this.bar.start(this.options.batchesPerEpoch ?? 0, 0, { loss: '-' });
   }
 
-  override onBatchEnd(_step: number, logs: Logs): void {
+  override onBatchEnd(_batch: number, logs: Logs): void {
     if (logs.loss !== undefined) {
       this.lossSum += logs.loss;
       this.lossCount += 1;

@@ -1,5 +1,5 @@
 import type { NamedVariable } from '@clip-ts/core';
-import type { ParamGroup } from './adam.js';
+import type { ParamGroup } from './optimizer.js';
 
 export const TOWER_PREFIXES = ['vision_model.', 'text_model.'] as const;
 

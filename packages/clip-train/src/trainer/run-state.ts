@@ -4,10 +4,9 @@ import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { readSafetensors, writeFileAtomic, writeSafetensors, tensorToWritable } from '@clip-ts/core';
 import { z } from 'zod';
-import type { AdamOptimizer } from '../optim/adam.js';
+import type { Optimizer } from '../optim/optimizer.js';
 import { TrainingError } from './errors.js';
-import type { TrainerState } from './trainer.js';
-import type { TrainableModel } from './types.js';
+import type { TrainableModel, TrainerState } from './types.js';
 
 export const TRAINER_STATE_FILE = 'trainer-state.json';
 export const OPTIMIZER_FILE = 'optimizer.safetensors';
@@ -25,7 +24,8 @@ const stateFileSchema = z.object({
     callbacks: z.record(z.string(), z.unknown()),
   }),
   optimizer: z.object({
-    kind: z.enum(['adam', 'adamw']),
+    /** The optimizer's `kind` (adam, adamw, sgd, or a user optimizer's own). */
+    kind: z.string().min(1),
     step: z.number().int().nonnegative(),
     groups: z.array(z.object({ name: z.string(), lr: z.number(), weightDecay: z.number() })),
   }),
@@ -77,7 +77,7 @@ export async function saveRunState(
   dir: string,
   parts: {
     model: TrainableModel;
-    optimizer: AdamOptimizer;
+    optimizer: Optimizer;
     trainer: TrainerState;
     extra?: Record<string, unknown>;
     /** Writes extra files (tokenizer, preprocessing config) into the checkpoint before it is published. */
@@ -90,7 +90,7 @@ export async function saveRunState(
     const opt = parts.optimizer.getState();
     try {
       const tensors = new Map([...opt.tensors].map(([k, t]) => [k, tensorToWritable(t)] as const));
-      await writeSafetensors(path.join(tmp, OPTIMIZER_FILE), tensors, { format: 'clip-ts-adam/1' });
+      await writeSafetensors(path.join(tmp, OPTIMIZER_FILE), tensors, { format: 'clip-ts-optimizer/1', kind: opt.kind });
     } finally {
       tf.dispose([...opt.tensors.values()]);
     }
@@ -128,7 +128,7 @@ export async function readRunState(dir: string): Promise<RunStateFile> {
 }
 
 /** Restore optimizer moments and LRs from a checkpoint dir written by saveRunState. */
-export async function loadOptimizerState(dir: string, optimizer: AdamOptimizer, state: RunStateFile): Promise<void> {
+export async function loadOptimizerState(dir: string, optimizer: Optimizer, state: RunStateFile): Promise<void> {
   if (state.optimizer.kind !== optimizer.kind) {
     throw new TrainingError(`${dir}: optimizer was '${state.optimizer.kind}', the config asks for '${optimizer.kind}'`);
   }
@@ -150,7 +150,7 @@ export async function loadOptimizerState(dir: string, optimizer: AdamOptimizer, 
  */
 export async function restoreTrainer(
   dir: string,
-  trainer: { optimizer: AdamOptimizer; setState(state: TrainerState): void },
+  trainer: { optimizer: Optimizer; setState(state: TrainerState): void },
 ): Promise<RunStateFile> {
   const state = await readRunState(dir);
   await loadOptimizerState(dir, trainer.optimizer, state);

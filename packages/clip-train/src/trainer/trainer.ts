@@ -1,15 +1,15 @@
 import * as tf from '@tensorflow/tfjs-core';
-import type { AdamOptimizer } from '../optim/adam.js';
+import type { Optimizer } from '../optim/optimizer.js';
 import { clipByGlobalNorm } from '../optim/clip-grad.js';
-import type { Callback, TrainerControl } from '../callbacks/callback.js';
+import type { Callback } from '../callbacks/callback.js';
 import { TrainingError } from './errors.js';
 import { inBatchHits } from './in-batch.js';
-import type { BatchSource, Logs, TrainTask, TrainableModel } from './types.js';
+import type { BatchSource, Logs, TrainTask, TrainableModel, TrainerControl, TrainerState } from './types.js';
 
 export interface TrainerOptions<B> {
   model: TrainableModel;
   task: TrainTask<B>;
-  optimizer: AdamOptimizer;
+  optimizer: Optimizer;
   callbacks?: Callback[];
   /** Clip gradients to this global L2 norm (torch's clip_grad_norm_); off when undefined. */
   clipGradNorm?: number;
@@ -36,20 +36,6 @@ export interface FitResult {
   epochsCompleted: number;
 }
 
-/** Where a run stands; JSON-serialisable (optimizer tensors are saved separately). */
-export interface TrainerState {
-  /** Next epoch to run (or the one that was interrupted). */
-  epoch: number;
-  /** Batches of `epoch` already consumed (0 at an epoch boundary). */
-  batchInEpoch: number;
-  /** Running sums of the interrupted epoch's training loss. */
-  epochLossSum: number;
-  epochLossCount: number;
-  globalStep: number;
-  history: Logs[];
-  callbacks: Record<string, unknown>;
-}
-
 /**
  * The training loop: epochs of optimizer steps over `train`, an evaluation pass over `val` after each epoch,
  * callbacks around everything. Per step the only device→CPU read is the loss (needed for logs and the NaN
@@ -58,7 +44,7 @@ export interface TrainerState {
 export class Trainer<B> implements TrainerControl {
   stopTraining = false;
   readonly model: TrainableModel;
-  readonly optimizer: AdamOptimizer;
+  readonly optimizer: Optimizer;
   readonly callbacks: Callback[];
   history: Logs[] = [];
   private readonly task: TrainTask<B>;
@@ -109,8 +95,10 @@ export class Trainer<B> implements TrainerControl {
       const epoch = this.epoch;
       const started = performance.now();
       if (this.batchInEpoch === 0) await this.emit((cb) => cb.onEpochBegin(epoch, {}));
-      interrupted = await this.trainEpoch(options.train, epoch);
+      interrupted = (await this.trainEpoch(options.train, epoch)) === 'interrupted';
       if (interrupted) break;
+      // A stop requested in onBatchEnd closes this epoch early, as in Keras: it is logged, validated and
+      // passed to onEpochEnd like any other, and counts as completed (a resume starts at the next one).
       const logs: Logs = { epoch, loss: this.epochLossCount > 0 ? this.epochLossSum / this.epochLossCount : NaN };
       if (options.val) {
         const v = await this.evaluate(options.val, epoch);
@@ -170,16 +158,22 @@ export class Trainer<B> implements TrainerControl {
     }
   }
 
-  /** One epoch of steps; returns true if the signal interrupted it (state then points inside the epoch). */
-  private async trainEpoch(source: BatchSource<B>, epoch: number): Promise<boolean> {
+  /**
+   * One epoch of steps. 'interrupted': the signal stopped it (state then points inside the epoch);
+   * 'stopped': a callback set stopTraining in onBatchEnd; 'done': every batch ran.
+   */
+  private async trainEpoch(source: BatchSource<B>, epoch: number): Promise<'done' | 'stopped' | 'interrupted'> {
     const variables = this.optimizer.variables().filter((v) => v.trainable);
     let pending: Map<tf.Variable, tf.Tensor> | null = null;
     let pendingCount = 0;
     try {
       // Resuming mid-epoch: the first batchInEpoch batches were already trained on.
       for await (const batch of source.batches(epoch, { startBatch: this.batchInEpoch })) {
-        const batchLogs: Logs = { epoch, batch: this.batchInEpoch, size: this.task.batchSize(batch) };
-        await this.emit((cb) => cb.onBatchBegin(this.step, batchLogs));
+        // Keras semantics: callbacks get the 0-based index within the epoch; `step` in the logs is the
+        // global optimizer step count (before this batch in onBatchBegin, after it in onBatchEnd).
+        const index = this.batchInEpoch;
+        const batchLogs: Logs = { epoch, batch: index, size: this.task.batchSize(batch), step: this.step };
+        await this.emit((cb) => cb.onBatchBegin(index, batchLogs));
         let lossValue: number;
         try {
           const { value, grads } = tf.variableGrads(() => this.task.trainLoss(batch), variables);
@@ -199,13 +193,15 @@ export class Trainer<B> implements TrainerControl {
           pendingCount = 0;
         }
         batchLogs.loss = lossValue;
-        await this.emit((cb) => cb.onBatchEnd(this.step, batchLogs));
+        batchLogs.step = this.step;
+        await this.emit((cb) => cb.onBatchEnd(index, batchLogs));
+        if (this.stopTraining) break;
         // Interrupt only between optimizer steps, so the saved state never holds half an accumulation.
         // The steps above may settle entirely in microtasks (cached in-memory data, synchronous backends),
         // which would starve a SIGINT handler until the epoch ends: give macrotasks one turn first.
         if (pending === null && this.signal) {
           await new Promise<void>((resolve) => setImmediate(resolve));
-          if (this.signal.aborted) return true;
+          if (this.signal.aborted) return 'interrupted';
         }
       }
       // A trailing partial accumulation still makes a step (averaged over the micro-batches it has).
@@ -213,7 +209,7 @@ export class Trainer<B> implements TrainerControl {
         this.applyStep(pending, pendingCount);
         pending = null;
       }
-      return false;
+      return this.stopTraining ? 'stopped' : 'done';
     } finally {
       if (pending) tf.dispose([...pending.values()]);
     }

@@ -1,5 +1,6 @@
 import type * as tf from '@tensorflow/tfjs-core';
 import type { NamedVariable } from '@clip-ts/core';
+import type { Optimizer } from '../optim/optimizer.js';
 
 /** Per-batch or per-epoch numbers handed to callbacks (`loss`, `val_loss`, `val_top1`, `lr_heads`, ...). */
 export type Logs = Record<string, number>;
@@ -42,4 +43,39 @@ export interface TrainableModel {
   namedVariables(): NamedVariable[];
   /** Write a checkpoint directory (config + weights), atomically per file. */
   save(dir: string): Promise<void>;
+}
+
+/** Where a run stands; JSON-serialisable (optimizer tensors are saved separately). */
+export interface TrainerState {
+  /** Next epoch to run (or the one that was interrupted). */
+  epoch: number;
+  /** Batches of `epoch` already consumed (0 at an epoch boundary). */
+  batchInEpoch: number;
+  /** Running sums of the interrupted epoch's training loss. */
+  epochLossSum: number;
+  epochLossCount: number;
+  globalStep: number;
+  history: Logs[];
+  callbacks: Record<string, unknown>;
+}
+
+/**
+ * What a callback may read and change on the trainer that runs it. Lives here, not beside the Trainer or
+ * the Callback class, so that trainer and callbacks depend on it without depending on each other.
+ */
+export interface TrainerControl {
+  /**
+   * Set to true to stop training. Set in onBatchEnd, the epoch ends after that batch (its logs average the
+   * batches run, validation and onEpochEnd still happen); set in onEpochEnd, no further epoch starts.
+   * onTrainEnd follows either way.
+   */
+  stopTraining: boolean;
+  readonly optimizer: Optimizer;
+  readonly model: TrainableModel;
+  /** Epoch logs so far, oldest first. */
+  readonly history: readonly Logs[];
+  /** Optimizer steps taken so far. */
+  readonly globalStep: number;
+  /** Loop position, history and every callback's state, for a resumable checkpoint. */
+  getState(): TrainerState;
 }

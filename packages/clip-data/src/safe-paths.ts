@@ -1,28 +1,9 @@
-import { createHash } from 'node:crypto';
 import { realpathSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { ConfigError, DataError, ValueError, formatZodIssues } from '@clip-ts/core';
-import type { z } from 'zod';
-import type { WarningSink } from './types.js';
+import { DataError } from '@clip-ts/core';
 
-/** Validate user options with a zod schema; a ConfigError lists every `path: message`. */
-export function parseOptions<S extends z.ZodType>(schema: S, value: unknown, what: string): z.output<S> {
-  const r = schema.safeParse(value ?? {});
-  if (!r.success) throw new ConfigError(`${what} options:\n${formatZodIssues(r.error.issues)}`);
-  return r.data;
-}
-
-export const defaultWarn: WarningSink = (message) => process.emitWarning(message, { type: 'ClipDataWarning' });
-
-/** Short stable hash (hex) of a sequence of strings; used for dataset fingerprints. */
-export function hashStrings(parts: Iterable<string>): string {
-  const h = createHash('sha256');
-  for (const p of parts) {
-    h.update(p);
-    h.update('\u0000');
-  }
-  return h.digest('hex').slice(0, 16);
-}
+// Names in list files (captions, splits, CSVs) and symlinks come from users' data: every path is checked
+// to stay inside the dataset directory before it is opened.
 
 /** Resolve a directory given by the user, following symlinks; a DataError if it is missing. */
 export function realDir(dir: string, what: string): string {
@@ -74,24 +55,8 @@ export function resolveInside(realBase: string, name: string, where: string): st
   return real !== null && statSync(real).isFile() ? real : null;
 }
 
+/** True when `p` is `base` or lies below it (both already resolved). */
 export function isInside(base: string, p: string): boolean {
   const rel = path.relative(base, p);
   return rel === '' || (!rel.startsWith('..') && !path.isAbsolute(rel));
-}
-
-/** `a, b, c and 7 more` */
-export function listSome(items: readonly string[], max = 10): string {
-  const shown = items.slice(0, max).join(', ');
-  return items.length > max ? `${shown} and ${items.length - max} more` : shown;
-}
-
-export function checkIndex(index: number, length: number, what: string): void {
-  if (!Number.isInteger(index) || index < 0 || index >= length) {
-    throw new ValueError(`${what}: index ${index} out of range [0, ${length})`);
-  }
-}
-
-/** Class names for prompts: `aquarium_fish` → `aquarium fish`. */
-export function promptName(raw: string): string {
-  return raw.replace(/_/g, ' ').trim();
 }
