@@ -166,14 +166,28 @@ export class CLIPTextModel extends CLIPTower implements TextEncoder {
     });
   }
 
-  private run({ inputIds, attentionMask }: TextInput, training: boolean): tf.Tensor3D {
-    const c = this.config;
+  /**
+   * CLIPTextEmbeddings: [batch, seq, hidden] = token_embedding[input_ids] + position_embedding[:seq], the
+   * encoder's input. Caller owns the result; `inputIds` is not disposed.
+   */
+  embeddings(text: TextInput): tf.Tensor3D {
+    this.checkInput(text);
+    return this.embed(text.inputIds);
+  }
+
+  private embed(inputIds: tf.Tensor2D): tf.Tensor3D {
     return tf.tidy(() => {
       const seq = inputIds.shape[1];
       const ids = inputIds.dtype === 'int32' ? inputIds : tf.cast(inputIds, 'int32');
       const tokens = tf.gather(this.tokenEmbedding, ids); // [b, s, d]
-      const h = tf.add(tokens, tf.slice(this.positionEmbedding, [0, 0], [seq, c.hidden_size])) as tf.Tensor3D;
-      const out = runCLIPEncoder(h, this.layers, c, this.maskBias(attentionMask), (p) => this.dropout.apply(p, c.attention_dropout, training));
+      return tf.add(tokens, tf.slice(this.positionEmbedding, [0, 0], [seq, this.config.hidden_size])) as tf.Tensor3D;
+    });
+  }
+
+  private run({ inputIds, attentionMask }: TextInput, training: boolean): tf.Tensor3D {
+    const c = this.config;
+    return tf.tidy(() => {
+      const out = runCLIPEncoder(this.embed(inputIds), this.layers, c, this.maskBias(attentionMask), (p) => this.dropout.apply(p, c.attention_dropout, training));
       return layerNorm(out, this.finalLayerNorm.gamma, this.finalLayerNorm.beta, c.layer_norm_eps) as tf.Tensor3D;
     });
   }

@@ -128,7 +128,12 @@ export class CLIPVisionModel extends CLIPTower implements ImageEncoder {
     }
   }
 
-  private run(pixels: ImageInput, training: boolean): tf.Tensor3D {
+  /**
+   * CLIPVisionEmbeddings: [batch, 1 + numPatches, hidden] = cat(class_embedding, patch conv) + position
+   * embeddings, the input of pre_layrnorm. Caller owns the result; `pixels` is not disposed.
+   */
+  embeddings(pixels: ImageInput): tf.Tensor3D {
+    this.checkInput(pixels);
     const c = this.config;
     const D = c.hidden_size;
     const P = c.patch_size;
@@ -144,7 +149,14 @@ export class CLIPVisionModel extends CLIPTower implements ImageEncoder {
       );
       const embedded = tf.reshape(linear(patches, this.patchEmbedding.kernel), [B, g * g, D]);
       const cls = tf.tile(tf.reshape(this.classEmbedding, [1, 1, D]), [B, 1, 1]);
-      const h = tf.add(tf.concat([cls, embedded], 1), this.positionEmbedding);
+      return tf.add(tf.concat([cls, embedded], 1), this.positionEmbedding) as tf.Tensor3D;
+    });
+  }
+
+  private run(pixels: ImageInput, training: boolean): tf.Tensor3D {
+    const c = this.config;
+    return tf.tidy(() => {
+      const h = this.embeddings(pixels);
       const normed = layerNorm(h, this.preLayrnorm.gamma, this.preLayrnorm.beta, c.layer_norm_eps) as tf.Tensor3D;
       return runCLIPEncoder(normed, this.layers, c, undefined, (p) => this.dropout.apply(p, c.attention_dropout, training));
     });
