@@ -119,7 +119,8 @@ export class ProjectionHead {
 
   /** Weights named as in PyTorch (see the class comment); biases and LayerNorm are `noDecay`. */
   namedVariables(): NamedVariable[] {
-    return this.params.map((p) => ({ name: p.key, variable: p.variable, noDecay: !p.key.endsWith('.weight') || p.key.startsWith('layer_norm.') }));
+    // Only Linear weight matrices decay (the rule PyTorch recipes use); biases and LayerNorm do not.
+    return this.params.map((p) => ({ name: p.key, variable: p.variable, noDecay: p.layout !== 'linear' }));
   }
 
   trainableVariables(): tf.Variable[] {

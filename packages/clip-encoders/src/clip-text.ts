@@ -64,12 +64,13 @@ export function parseCLIPTextConfig(raw: unknown, source = 'CLIP text config'): 
   return r.data;
 }
 
-export interface CLIPTextOutput {
+// A type alias (not an interface) so it is a tf.TensorContainer: tf.tidy and tf.dispose take it.
+export type CLIPTextOutput = {
   /** [batch, seq, hidden] after final_layer_norm; padded positions included (as HF returns them). */
   lastHiddenState: tf.Tensor3D;
   /** [batch, hidden]: lastHiddenState at the end-of-text token (see eosIndices). */
   poolerOutput: tf.Tensor2D;
-}
+};
 
 export class CLIPTextModel extends CLIPTower implements TextEncoder {
   readonly config: CLIPTextConfig;

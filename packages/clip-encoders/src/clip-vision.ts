@@ -54,12 +54,13 @@ export function parseCLIPVisionConfig(raw: unknown, source = 'CLIP vision config
   return r.data;
 }
 
-export interface CLIPVisionOutput {
+// A type alias (not an interface) so it is a tf.TensorContainer: tf.tidy and tf.dispose take it.
+export type CLIPVisionOutput = {
   /** [batch, 1 + numPatches, hidden]: the encoder output, NOT post-normed (as HF returns it). */
   lastHiddenState: tf.Tensor3D;
   /** [batch, hidden] = post_layernorm(lastHiddenState[:, 0]). */
   poolerOutput: tf.Tensor2D;
-}
+};
 
 export class CLIPVisionModel extends CLIPTower implements ImageEncoder {
   readonly config: CLIPVisionConfig;
