@@ -17,7 +17,7 @@ import {
 } from './encoder.js';
 import { CheckpointError, ClipError, ConfigError, formatZodIssues } from './errors.js';
 import { clipLogits, clipLoss, l2Normalize, type ClipLogits } from './loss.js';
-import { ProjectionHead, type ProjectionHeadKind } from './projection-head.js';
+import { PROJECTION_HEAD_KINDS, ProjectionHead, type ProjectionHeadKind } from './projection-head.js';
 import { Rng } from './rng.js';
 import { readSafetensors, serializeSafetensors, type WritableTensor } from './safetensors.js';
 import { loadParams } from './state-dict.js';
@@ -42,7 +42,7 @@ const towerConfig = z.looseObject({ model_type: z.string().min(1) });
 export const CLIPModelConfigSchema = z.looseObject({
   model_type: z.literal(MODEL_TYPE),
   projection_dim: z.number().int().positive(),
-  projection_head: z.enum(['linear', 'mlp']).default('linear'),
+  projection_head: z.enum(PROJECTION_HEAD_KINDS).default('linear'),
   head_dropout: z.number().min(0).lt(1).default(0.1),
   logit_scale_init_value: z.number().finite().default(DEFAULT_LOGIT_SCALE_INIT),
   vision_config: towerConfig,

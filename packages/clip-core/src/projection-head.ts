@@ -14,10 +14,16 @@ import { loadParams, toTorchLayout, type ParamSpec } from './state-dict.js';
  *   p = Linear(in→proj)(x); y = LayerNorm(Dropout(Linear(proj→proj)(GELU(p))) + p). Weights:
  *   `projection.{weight,bias}`, `fc.{weight,bias}`, `layer_norm.{weight,bias}`.
  *
+ * - `linear-no-bias` (HF `CLIPModel`'s `visual_projection` / `text_projection`): a bias-free
+ *   Linear(in→proj), no LayerNorm. Weight: `weight` [proj, in]. Init as HF's: N(0, 1/in).
+ *
  * Names and layouts (Linear weights [out, in]) are PyTorch's, so a head's stateDict loads into the
  * equivalent nn.Module with `load_state_dict`.
  */
-export type ProjectionHeadKind = 'linear' | 'mlp';
+export type ProjectionHeadKind = 'linear' | 'mlp' | 'linear-no-bias';
+
+/** Every ProjectionHeadKind, for validation (config schemas, CLI). */
+export const PROJECTION_HEAD_KINDS = ['linear', 'mlp', 'linear-no-bias'] as const satisfies readonly ProjectionHeadKind[];
 
 export interface ProjectionHeadOptions {
   inputDim: number;
@@ -53,7 +59,9 @@ export class ProjectionHead {
     for (const [k, v] of Object.entries({ inputDim, projectionDim })) {
       if (!Number.isSafeInteger(v) || v <= 0) throw new ConfigError(`ProjectionHead: ${k} must be a positive integer, got ${v}`);
     }
-    if (kind !== 'linear' && kind !== 'mlp') throw new ConfigError(`ProjectionHead: kind must be 'linear' or 'mlp', got '${String(kind)}'`);
+    if (!PROJECTION_HEAD_KINDS.includes(kind)) {
+      throw new ConfigError(`ProjectionHead: kind must be one of ${PROJECTION_HEAD_KINDS.join(', ')}, got '${String(kind)}'`);
+    }
     if (!(dropout >= 0 && dropout < 1)) throw new ConfigError(`ProjectionHead: dropout must be in [0, 1), got ${dropout}`);
     this.inputDim = inputDim;
     this.projectionDim = projectionDim;
@@ -63,6 +71,12 @@ export class ProjectionHead {
     const rng = new Rng(seed);
     this.dropoutRng = rng.fork(0xd0);
 
+    if (kind === 'linear-no-bias') {
+      const std = 1 / Math.sqrt(inputDim);
+      const kernel = tf.tidy(() => tf.variable(tf.randomNormal([inputDim, projectionDim], 0, std, 'float32', rng.nextSeed())));
+      this.params = [{ key: 'weight', variable: kernel, layout: 'linear' }];
+      return;
+    }
     const first = linearParams(inputDim, projectionDim, rng);
     const firstName = kind === 'linear' ? 'linear' : 'projection';
     this.params = [
@@ -92,6 +106,7 @@ export class ProjectionHead {
     return tf.tidy(() => {
       const ln = (h: tf.Tensor): tf.Tensor =>
         layerNorm(h, this.v('layer_norm.weight') as tf.Tensor1D, this.v('layer_norm.bias') as tf.Tensor1D, this.layerNormEps);
+      if (this.kind === 'linear-no-bias') return linear(x, this.v('weight') as tf.Tensor2D) as tf.Tensor2D;
       if (this.kind === 'linear') {
         return ln(linear(x, this.v('linear.weight') as tf.Tensor2D, this.v('linear.bias') as tf.Tensor1D)) as tf.Tensor2D;
       }
@@ -104,7 +119,8 @@ export class ProjectionHead {
 
   /** Weights named as in PyTorch (see the class comment); biases and LayerNorm are `noDecay`. */
   namedVariables(): NamedVariable[] {
-    return this.params.map((p) => ({ name: p.key, variable: p.variable, noDecay: !p.key.endsWith('.weight') || p.key.startsWith('layer_norm.') }));
+    // Only Linear weight matrices decay (the rule PyTorch recipes use); biases and LayerNorm do not.
+    return this.params.map((p) => ({ name: p.key, variable: p.variable, noDecay: p.layout !== 'linear' }));
   }
 
   trainableVariables(): tf.Variable[] {

@@ -2,6 +2,11 @@ export {};
 // Towers (importing this package registers model_type vit / distilbert with the core registry).
 export * from './vit.js';
 export * from './distilbert.js';
+// HF CLIP towers (model_type clip_vision_model / clip_text_model) and loading an HF CLIPModel repo.
+export * from './clip-vision.js';
+export * from './clip-text.js';
+export * from './clip-hf.js';
+export * from './clip-tokenizer.js';
 export * from './attention.js';
 export * from './hf-load.js';
 export { normalInit, truncNormalInit } from './init.js';

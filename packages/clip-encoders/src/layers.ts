@@ -10,13 +10,15 @@ export interface TowerOptions extends EncoderFactoryOptions {
 }
 
 /** Activations HF configs name (`hidden_act` / `activation`). */
-export const ACTIVATIONS = ['gelu', 'relu', 'gelu_new', 'gelu_pytorch_tanh'] as const;
+export const ACTIVATIONS = ['gelu', 'relu', 'gelu_new', 'gelu_pytorch_tanh', 'quick_gelu'] as const;
 export type ActivationName = (typeof ACTIVATIONS)[number];
 
 /** Apply an HF activation; caller owns the result. `gelu` is the exact erf form (HF/PyTorch default). */
 export function activation(name: ActivationName, x: tf.Tensor): tf.Tensor {
   if (name === 'gelu') return gelu(x);
   if (name === 'relu') return tf.relu(x);
+  // OpenAI CLIP's approximation (HF QuickGELUActivation): x·σ(1.702·x).
+  if (name === 'quick_gelu') return tf.tidy(() => tf.mul(x, tf.sigmoid(tf.mul(x, 1.702))));
   // gelu_new / gelu_pytorch_tanh: 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))
   return tf.tidy(() => {
     const inner = tf.mul(Math.sqrt(2 / Math.PI), tf.add(x, tf.mul(0.044715, tf.pow(x, 3))));
