@@ -1,15 +1,20 @@
 import { fileURLToPath } from 'node:url';
 import { defineConfig } from 'vitest/config';
 
-const pkg = (name: string): string => fileURLToPath(new URL(`./packages/${name}/src/index.ts`, import.meta.url));
+const src = (name: string, file: string): string => fileURLToPath(new URL(`./packages/${name}/src/${file}`, import.meta.url));
 
-// Tests import sibling packages from source, so `vitest` works without a build.
-const alias = {
-  '@clip-ts/core': pkg('clip-core'),
-  '@clip-ts/encoders': pkg('clip-encoders'),
-  '@clip-ts/data': pkg('clip-data'),
-  '@clip-ts/train': pkg('clip-train'),
-};
+// Tests import sibling packages from source, so `vitest` works without a build. The `/node` subpaths come
+// first: an alias also matches `<key>/…`, so `@clip-ts/core` would swallow `@clip-ts/core/node`. Tests
+// run under Node, so core's `#platform` is its Node module.
+const alias = [
+  { find: '@clip-ts/core/node', replacement: src('clip-core', 'node.ts') },
+  { find: '@clip-ts/encoders/node', replacement: src('clip-encoders', 'node.ts') },
+  { find: '@clip-ts/core', replacement: src('clip-core', 'index.ts') },
+  { find: '@clip-ts/encoders', replacement: src('clip-encoders', 'index.ts') },
+  { find: '@clip-ts/data', replacement: src('clip-data', 'index.ts') },
+  { find: '@clip-ts/train', replacement: src('clip-train', 'index.ts') },
+  { find: '#platform', replacement: src('clip-core', 'platform/node.ts') },
+];
 
 const project = (name: string, extra: { include?: string[]; testTimeout?: number } = {}) => ({
   resolve: { alias },
