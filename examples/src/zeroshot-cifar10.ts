@@ -15,6 +15,7 @@ import '@clip-ts/encoders';
 import { bundledTokenizerFile, REFERENCE_TEMPLATES, runZeroshot, saveCheckpointAssets, type ZeroshotResult } from '@clip-ts/train';
 import { chooseBackend, isMain, runAsScript, type ExampleIO } from './common.js';
 import { writeMiniCifar10 } from './mini-data.js';
+import { saveCLIPModel } from '@clip-ts/core/node';
 
 /** The reference's top-1 per prompt. */
 export const REFERENCE_TOP1: Readonly<Record<string, number>> = {
@@ -50,7 +51,7 @@ async function tinyCheckpoint(dir: string): Promise<string> {
     { seed: 42 },
   );
   try {
-    await model.save(dir);
+    await saveCLIPModel(model, dir);
   } finally {
     model.dispose();
   }

@@ -9,16 +9,18 @@ import { platform } from '#platform';
 import { BackendError } from './errors.js';
 import { registerKernels } from './kernels/index.js';
 
-/** The names Node accepts (the CLI's and config files' choices). */
+/** The names Node accepts (the CLI's, config files' and $CLIP_BACKEND's choices). */
 export const BACKEND_NAMES = ['auto', 'tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'] as const;
+export type BackendName = (typeof BACKEND_NAMES)[number];
 /** The names a browser accepts. */
 export const BROWSER_BACKEND_NAMES = ['auto', 'webgpu', 'webgl', 'wasm', 'cpu'] as const;
-export type BackendName = (typeof BACKEND_NAMES)[number] | (typeof BROWSER_BACKEND_NAMES)[number];
-export type ResolvedBackend = Exclude<BackendName, 'auto'>;
+export type BrowserBackendName = (typeof BROWSER_BACKEND_NAMES)[number];
+export type AnyBackendName = BackendName | BrowserBackendName;
+export type ResolvedBackend = Exclude<AnyBackendName, 'auto'>;
 
 export interface BackendInfo {
   /** What was asked for. */
-  requested: BackendName;
+  requested: AnyBackendName;
   /** What is running. */
   name: ResolvedBackend;
   /** tfjs's own backend name (`tensorflow`, `webgl`, `wasm`, `cpu`). */
@@ -54,10 +56,10 @@ async function activate(name: ResolvedBackend): Promise<void> {
   await own();
 }
 
-/** Parse a backend name from user input (CLI flag, env var); throws a BackendError listing the valid names. */
+/** Parse a Node backend name from user input (CLI flag, env var); throws a BackendError listing the valid names. */
 export function parseBackendName(value: string, source = 'backend'): BackendName {
-  if (platform.names.includes(value)) return value as BackendName;
-  throw new BackendError(`${source}: unknown backend '${value}'; expected one of ${platform.names.join(', ')}`);
+  if ((BACKEND_NAMES as readonly string[]).includes(value)) return value as BackendName;
+  throw new BackendError(`${source}: unknown backend '${value}'; expected one of ${BACKEND_NAMES.join(', ')}`);
 }
 
 /**
@@ -67,7 +69,7 @@ export function parseBackendName(value: string, source = 'backend'): BackendName
  * reports what it chose and why it skipped the others; an explicit name that cannot be used throws a
  * BackendError saying how to fix it.
  */
-export async function initBackend(name?: BackendName): Promise<BackendInfo> {
+export async function initBackend(name?: AnyBackendName): Promise<BackendInfo> {
   const env = platform.envBackend();
   const requested = name ?? (env ? parseBackendName(env.value, env.source) : 'auto');
   const candidates = requested === 'auto' ? (platform.autoOrder as ResolvedBackend[]) : [requested];

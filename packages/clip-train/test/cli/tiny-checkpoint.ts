@@ -6,6 +6,7 @@ import '@clip-ts/encoders';
 import type { CliIO } from '../../src/cli.js';
 import { bundledTokenizerFile } from '../../src/cli-support/assets.js';
 import { saveCheckpointAssets } from '../../src/cli-support/checkpoint.js';
+import { saveCLIPModel } from '@clip-ts/core/node';
 
 /** Config of a tiny random CLIP (16×16 images, the real 30522-word vocabulary, 16-d everything). */
 export const TINY_CLIP_CONFIG = {
@@ -20,7 +21,7 @@ export async function writeTinyCheckpoint(dir?: string, seed = 1): Promise<strin
   const out = dir ?? (await mkdtemp(join(tmpdir(), 'clip-ckpt-')));
   const model = CLIPModel.fromConfig(TINY_CLIP_CONFIG, { seed });
   try {
-    await model.save(out);
+    await saveCLIPModel(model, out);
   } finally {
     model.dispose();
   }
