@@ -1,18 +1,22 @@
 import { fileURLToPath } from 'node:url';
 import { defineConfig } from 'vitest/config';
 
-const pkg = (name: string, entry = 'index'): string => fileURLToPath(new URL(`./packages/${name}/src/${entry}.ts`, import.meta.url));
+const src = (name: string, file: string): string => fileURLToPath(new URL(`./packages/${name}/src/${file}`, import.meta.url));
 
-// Tests import sibling packages from source, so `vitest` works without a build. A subpath comes before its
-// package: aliases match by prefix, first match wins.
-const alias = {
-  '@clip-ts/core': pkg('clip-core'),
-  '@clip-ts/encoders': pkg('clip-encoders'),
-  '@clip-ts/data': pkg('clip-data'),
-  '@clip-ts/train/format': pkg('clip-train', 'format/index'),
-  '@clip-ts/train': pkg('clip-train'),
-  '@clip-ts/cli': pkg('clip-cli'),
-};
+// Tests import sibling packages from source, so `vitest` works without a build. Subpaths come first: an alias
+// also matches `<key>/…`, so `@clip-ts/core` would swallow `@clip-ts/core/node`. Tests run under Node, so
+// core's `#platform` is its Node module.
+const alias = [
+  { find: '@clip-ts/core/node', replacement: src('clip-core', 'node.ts') },
+  { find: '@clip-ts/encoders/node', replacement: src('clip-encoders', 'node.ts') },
+  { find: '@clip-ts/train/format', replacement: src('clip-train', 'format/index.ts') },
+  { find: '@clip-ts/core', replacement: src('clip-core', 'index.ts') },
+  { find: '@clip-ts/encoders', replacement: src('clip-encoders', 'index.ts') },
+  { find: '@clip-ts/data', replacement: src('clip-data', 'index.ts') },
+  { find: '@clip-ts/train', replacement: src('clip-train', 'index.ts') },
+  { find: '@clip-ts/cli', replacement: src('clip-cli', 'index.ts') },
+  { find: '#platform', replacement: src('clip-core', 'platform/node.ts') },
+];
 
 const project = (name: string, extra: { include?: string[]; testTimeout?: number } = {}) => ({
   resolve: { alias },

@@ -1,6 +1,6 @@
 import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { BackendError, initBackend, type BackendName } from '@clip-ts/core';
+import { BackendError, initBackend, parseBackendName, type BackendName } from '@clip-ts/core';
 
 export interface ExampleIO {
   stdout: (text: string) => void;
@@ -21,7 +21,8 @@ export async function chooseBackend(requested: BackendName, io: ExampleIO, dryRu
   try {
     const info = await initBackend(requested);
     io.stderr(`backend: ${info.name}\n`);
-    return info.name;
+    // initBackend reports browser names too; under Node it only ever starts these.
+    return parseBackendName(info.name);
   } catch (err) {
     if (!(err instanceof BackendError) || requested === 'auto') throw err;
     const fallback = await initBackend('auto');
@@ -30,7 +31,7 @@ export async function chooseBackend(requested: BackendName, io: ExampleIO, dryRu
         `warning: falling back to '${fallback.name}'.` +
         (dryRun ? '\n' : ' A full reproduction on CPU takes days; run it on a machine with a CUDA GPU and @tensorflow/tfjs-node-gpu installed.\n'),
     );
-    return fallback.name;
+    return parseBackendName(fallback.name);
   }
 }
 

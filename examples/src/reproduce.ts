@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Command, CommanderError } from 'commander';
 import { BACKEND_NAMES, ValueError, type BackendName } from '@clip-ts/core';
-import { resolvePretrained } from '@clip-ts/encoders';
+import { resolvePretrained } from '@clip-ts/encoders/node';
 import { formatResultsTable, runExperiment, type ExperimentConfigInput, type Results } from '@clip-ts/train';
 import { chooseBackend, isMain, runAsScript, type ExampleIO } from './common.js';
 import { writeMiniFlickr8k } from './mini-data.js';

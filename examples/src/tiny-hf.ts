@@ -8,7 +8,8 @@
 import { copyFile, mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import { createImageEncoder, createTextEncoder, tensorToWritable, writeSafetensors, type Encoder, type WritableTensor } from '@clip-ts/core';
+import { createImageEncoder, createTextEncoder, tensorToWritable, type Encoder, type WritableTensor } from '@clip-ts/core';
+import { writeSafetensors } from '@clip-ts/core/node';
 import '@clip-ts/encoders';
 import { bundledTokenizerFile } from '@clip-ts/cli';
 

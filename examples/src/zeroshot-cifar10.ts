@@ -16,6 +16,7 @@ import { bundledTokenizerFile, REFERENCE_TEMPLATES, runZeroshot, type ZeroshotRe
 import { saveCheckpointAssets } from '@clip-ts/train';
 import { chooseBackend, isMain, runAsScript, type ExampleIO } from './common.js';
 import { writeMiniCifar10 } from './mini-data.js';
+import { saveCLIPModel } from '@clip-ts/core/node';
 
 /** The reference's top-1 per prompt. */
 export const REFERENCE_TOP1: Readonly<Record<string, number>> = {
@@ -51,7 +52,7 @@ async function tinyCheckpoint(dir: string): Promise<string> {
     { seed: 42 },
   );
   try {
-    await model.save(dir);
+    await saveCLIPModel(model, dir);
   } finally {
     model.dispose();
   }

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import sharp from 'sharp';
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { readSafetensors } from '@clip-ts/core';
+import { readSafetensors } from '@clip-ts/core/node';
 import { runCli } from '../src/cli.js';
 import { captureIO, writeTinyCheckpoint } from './helpers/tiny-checkpoint.js';
 

@@ -3,7 +3,8 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { readSafetensors, serializeSafetensors } from '@clip-ts/core';
+import { serializeSafetensors } from '@clip-ts/core';
+import { readSafetensors } from '@clip-ts/core/node';
 import { writeFile } from 'node:fs/promises';
 import { runCli } from '../src/cli.js';
 

@@ -1,61 +1,32 @@
-import { createRequire } from 'node:module';
 import * as tf from '@tensorflow/tfjs-core';
 // Gradients are registered by tfjs-layers' entry point (tfjs-core alone ships none); importing it here
 // means every consumer of @clip-ts/core can train.
 import '@tensorflow/tfjs-layers';
 import '@tensorflow/tfjs-backend-cpu';
+// Node or browser, chosen by package.json `imports` conditions: Node-only code (tfjs-node detection,
+// $CLIP_BACKEND) never reaches a browser bundle.
+import { platform } from '#platform';
 import { BackendError } from './errors.js';
-import { registerKernelFills } from './kernels/index.js';
-// Adds the wasm UnsortedSegmentSum fill (gradient of gather) to the fills registerKernelFills installs.
-import './kernels/unsorted-segment-sum.js';
+import { registerKernels } from './kernels/index.js';
 
+/** The names Node accepts (the CLI's, config files' and $CLIP_BACKEND's choices). */
 export const BACKEND_NAMES = ['auto', 'tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'] as const;
 export type BackendName = (typeof BACKEND_NAMES)[number];
-export type ResolvedBackend = Exclude<BackendName, 'auto'>;
+/** The names a browser accepts. */
+export const BROWSER_BACKEND_NAMES = ['auto', 'webgpu', 'webgl', 'wasm', 'cpu'] as const;
+export type BrowserBackendName = (typeof BROWSER_BACKEND_NAMES)[number];
+export type AnyBackendName = BackendName | BrowserBackendName;
+export type ResolvedBackend = Exclude<AnyBackendName, 'auto'>;
 
 export interface BackendInfo {
   /** What was asked for. */
-  requested: BackendName;
+  requested: AnyBackendName;
   /** What is running. */
   name: ResolvedBackend;
-  /** tfjs's own backend name (`tensorflow`, `wasm`, `cpu`). */
+  /** tfjs's own backend name (`tensorflow`, `webgl`, `wasm`, `cpu`). */
   tfBackend: string;
   /** Why earlier candidates were passed over (auto only). */
   skipped: Array<{ name: ResolvedBackend; reason: string }>;
-}
-
-const NODE_PACKAGES: Record<'tensorflow-gpu' | 'tensorflow', string> = {
-  'tensorflow-gpu': '@tensorflow/tfjs-node-gpu',
-  tensorflow: '@tensorflow/tfjs-node',
-};
-
-/** True when `pkg` can be found from here (decided before importing, so bundlers' errors don't blur it). */
-function isInstalled(pkg: string): boolean {
-  try {
-    createRequire(import.meta.url).resolve(pkg);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-async function tryNode(name: 'tensorflow-gpu' | 'tensorflow'): Promise<void> {
-  const pkg = NODE_PACKAGES[name];
-  if (!isInstalled(pkg)) {
-    throw new BackendError(
-      `backend '${name}' needs the optional package ${pkg}, which is not installed. ` +
-        `Install it with: npm install ${pkg}@4.22.0 (it downloads libtensorflow${name === 'tensorflow-gpu' ? ' with CUDA support' : ''}).`,
-    );
-  }
-  try {
-    // A variable specifier keeps TypeScript and bundlers from requiring the optional package.
-    await import(/* @vite-ignore */ pkg as string);
-  } catch (err) {
-    throw new BackendError(`backend '${name}': ${pkg} is installed but failed to load: ${(err as Error).message}`, { cause: err });
-  }
-  if (!(await tf.setBackend('tensorflow'))) {
-    throw new BackendError(`backend '${name}': ${pkg} loaded but tf.setBackend('tensorflow') failed`);
-  }
 }
 
 async function tryWasm(): Promise<void> {
@@ -72,32 +43,42 @@ async function tryWasm(): Promise<void> {
 }
 
 async function activate(name: ResolvedBackend): Promise<void> {
-  if (name === 'tensorflow-gpu' || name === 'tensorflow') await tryNode(name);
-  else if (name === 'wasm') await tryWasm();
-  else if (!(await tf.setBackend('cpu'))) throw new BackendError("backend 'cpu' failed to initialise");
+  if (name === 'wasm') return tryWasm();
+  if (name === 'cpu') {
+    if (!(await tf.setBackend('cpu'))) throw new BackendError("backend 'cpu' failed to initialise");
+    return;
+  }
+  const own = platform.activator(name);
+  if (!own) {
+    const where = platform.name === 'node' ? 'in a browser' : 'under Node';
+    throw new BackendError(`backend '${name}' is only available ${where}; here choose one of ${platform.names.join(', ')}`);
+  }
+  await own();
 }
 
-/** Parse a backend name from user input (CLI flag, env var); throws a BackendError listing the valid names. */
+/** Parse a Node backend name from user input (CLI flag, env var); throws a BackendError listing the valid names. */
 export function parseBackendName(value: string, source = 'backend'): BackendName {
   if ((BACKEND_NAMES as readonly string[]).includes(value)) return value as BackendName;
   throw new BackendError(`${source}: unknown backend '${value}'; expected one of ${BACKEND_NAMES.join(', ')}`);
 }
 
 /**
- * Select and initialise the tfjs backend. `name` defaults to `$CLIP_BACKEND`, then `auto`.
- * `auto` tries tfjs-node-gpu, tfjs-node, wasm, cpu in that order and reports what it chose and why it
- * skipped the others; an explicit name that cannot be used throws a BackendError saying how to fix it.
+ * Select and initialise the tfjs backend, then install clip-ts's kernels for it. `name` defaults to
+ * `$CLIP_BACKEND` (Node only), then `auto`. Under Node `auto` tries tfjs-node-gpu, tfjs-node, wasm, cpu;
+ * in a browser webgpu (when the page provides @tensorflow/tfjs-backend-webgpu), webgl, wasm, cpu. It
+ * reports what it chose and why it skipped the others; an explicit name that cannot be used throws a
+ * BackendError saying how to fix it.
  */
-export async function initBackend(name?: BackendName): Promise<BackendInfo> {
-  const requested = name ?? parseBackendName(process.env.CLIP_BACKEND ?? 'auto', 'CLIP_BACKEND');
-  const candidates: ResolvedBackend[] =
-    requested === 'auto' ? ['tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'] : [requested];
+export async function initBackend(name?: AnyBackendName): Promise<BackendInfo> {
+  const env = platform.envBackend();
+  const requested = name ?? (env ? parseBackendName(env.value, env.source) : 'auto');
+  const candidates = requested === 'auto' ? (platform.autoOrder as ResolvedBackend[]) : [requested];
   const skipped: BackendInfo['skipped'] = [];
   for (const candidate of candidates) {
     try {
       await activate(candidate);
       await tf.ready();
-      registerKernelFills(tf.getBackend());
+      registerKernels(tf.getBackend());
       return { requested, name: candidate, tfBackend: tf.getBackend(), skipped };
     } catch (err) {
       if (requested !== 'auto') throw err;

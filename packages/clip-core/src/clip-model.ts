@@ -1,8 +1,5 @@
-import { access, mkdir, readFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { z } from 'zod';
-import { writeFilesAtomic } from './atomic.js';
 import {
   createImageEncoder,
   createTextEncoder,
@@ -19,7 +16,7 @@ import { CheckpointError, ClipError, ConfigError, formatZodIssues } from './erro
 import { clipLogits, clipLoss, l2Normalize, type ClipLogits } from './loss.js';
 import { PROJECTION_HEAD_KINDS, ProjectionHead, type ProjectionHeadKind } from './projection-head.js';
 import { Rng } from './rng.js';
-import { readSafetensors, serializeSafetensors, type WritableTensor } from './safetensors.js';
+import { parseSafetensors, serializeSafetensors, type WritableTensor } from './safetensors.js';
 import { loadParams } from './state-dict.js';
 
 /**
@@ -29,6 +26,9 @@ import { loadParams } from './state-dict.js';
  * Weight names (namedVariables, stateDict, model.safetensors) follow HF's VisionTextDualEncoder:
  * `vision_model.<tower key>`, `text_model.<tower key>`, `visual_projection.<head key>`,
  * `text_projection.<head key>`, `logit_scale` (0-d). See docs/checkpoints.md.
+ *
+ * Everything here works on bytes and objects, so it runs in a browser too: `toBytes` / `fromBytes` /
+ * `fromUrl`. Checkpoint directories on disk are `saveCLIPModel` / `loadCLIPModel` in `@clip-ts/core/node`.
  */
 
 export const CONFIG_FILE = 'config.json';
@@ -76,6 +76,24 @@ export interface CLIPBatch {
 export interface LoadOptions {
   /** Seed for the (then overwritten) initial weights and for dropout. */
   seed?: number;
+}
+
+/** A checkpoint in memory: the text of config.json and the bytes of model.safetensors. */
+export interface CLIPCheckpointBytes {
+  config: string;
+  weights: Uint8Array;
+}
+
+export interface FromBytesOptions extends LoadOptions {
+  /** Names config.json in errors (a path or URL). Default 'config.json'. */
+  configSource?: string;
+  /** Names model.safetensors in errors. Default 'model.safetensors'. */
+  weightsSource?: string;
+}
+
+export interface FromUrlOptions extends LoadOptions {
+  /** The fetch to use (default: globalThis.fetch), e.g. one that adds auth headers. */
+  fetch?: (url: string) => Promise<Response>;
 }
 
 const PREFIX = {
@@ -251,7 +269,7 @@ export class CLIPModel {
     ];
   }
 
-  /** JSON config that CLIPModel.fromConfig / load rebuild this model from. */
+  /** JSON config that CLIPModel.fromConfig / fromBytes rebuild this model from. */
   getConfig(): CLIPModelConfig {
     return {
       model_type: MODEL_TYPE,
@@ -279,59 +297,47 @@ export class CLIPModel {
   }
 
   /**
-   * Write `config.json` and `model.safetensors` into `dir` (created if needed). Everything is serialised in
-   * memory first, then both files go to temp files that are synced and only then renamed over the old
-   * ones: a failure at any point before the renames leaves the previous checkpoint byte-identical.
+   * The checkpoint as bytes: config.json text and model.safetensors bytes (`metadata` goes into the
+   * safetensors header). Nothing is written anywhere; `source` names the weights in errors.
    */
-  async save(dir: string, metadata: Record<string, string> = {}): Promise<void> {
+  async toBytes(metadata: Record<string, string> = {}, source: string = WEIGHTS_FILE): Promise<CLIPCheckpointBytes> {
     const state = this.stateDict();
     const tensors = new Map<string, WritableTensor>();
     try {
       for (const [name, t] of state) {
-        if (t.dtype !== 'float32') throw new CheckpointError(`${join(dir, WEIGHTS_FILE)}: '${name}' has dtype ${t.dtype}, expected float32`);
+        if (t.dtype !== 'float32') throw new CheckpointError(`${source}: '${name}' has dtype ${t.dtype}, expected float32`);
         tensors.set(name, { dtype: 'F32', shape: [...t.shape], data: (await t.data()) as Float32Array });
       }
     } finally {
       tf.dispose([...state.values()]);
     }
     const weights = serializeSafetensors(tensors, { format: 'pt', ...metadata });
-    const config = `${JSON.stringify(this.getConfig(), null, 2)}\n`;
-    try {
-      await mkdir(dir, { recursive: true });
-      await writeFilesAtomic([
-        { path: join(dir, WEIGHTS_FILE), data: weights },
-        { path: join(dir, CONFIG_FILE), data: config },
-      ]);
-    } catch (err) {
-      throw new CheckpointError(`${dir}: cannot save checkpoint: ${(err as Error).message}`, { cause: err });
-    }
+    return { config: `${JSON.stringify(this.getConfig(), null, 2)}\n`, weights };
   }
 
   /**
-   * Rebuild a model saved by `save`: towers come from the encoder registry (`vision_config.model_type`),
-   * then every weight is loaded. A missing file, a config that fails validation, or missing / mis-shaped
-   * weights throw CheckpointError / ConfigError naming the file and key.
+   * Rebuild a model from checkpoint bytes (see toBytes): towers come from the encoder registry
+   * (`vision_config.model_type`), then every weight is loaded. `config` may be the JSON text or the parsed
+   * object. A config that fails validation, or missing / mis-shaped weights, throw ConfigError /
+   * CheckpointError / SafetensorsError naming configSource / weightsSource and the key.
    */
-  static async load(dir: string, options: LoadOptions = {}): Promise<CLIPModel> {
-    const configPath = join(dir, CONFIG_FILE);
-    const weightsPath = join(dir, WEIGHTS_FILE);
-    for (const file of [configPath, weightsPath]) {
+  static fromBytes(
+    checkpoint: { config: string | object; weights: Uint8Array | ArrayBuffer },
+    options: FromBytesOptions = {},
+  ): CLIPModel {
+    const { configSource = CONFIG_FILE, weightsSource = WEIGHTS_FILE, ...loadOptions } = options;
+    let json: unknown = checkpoint.config;
+    if (typeof json === 'string') {
       try {
-        await access(file);
+        json = JSON.parse(json);
       } catch (err) {
-        throw new CheckpointError(`${dir}: not a clip-ts checkpoint: ${file} is missing`, { cause: err });
+        throw new ConfigError(`${configSource}: cannot parse: ${(err as Error).message}`, { cause: err });
       }
     }
-    let json: unknown;
+    const model = CLIPModel.fromConfig(json, { ...loadOptions, source: configSource });
     try {
-      json = JSON.parse(await readFile(configPath, 'utf8'));
-    } catch (err) {
-      throw new ConfigError(`${configPath}: cannot parse: ${(err as Error).message}`, { cause: err });
-    }
-    const model = CLIPModel.fromConfig(json, { ...options, source: configPath });
-    try {
-      const { tensors } = await readSafetensors(weightsPath);
-      model.loadStateDict(tensors, weightsPath);
+      const bytes = checkpoint.weights instanceof Uint8Array ? checkpoint.weights : new Uint8Array(checkpoint.weights);
+      model.loadStateDict(parseSafetensors(bytes, weightsSource).tensors, weightsSource);
     } catch (err) {
       model.dispose();
       throw err;
@@ -340,9 +346,38 @@ export class CLIPModel {
   }
 
   /**
+   * Load a checkpoint served over HTTP(S): `<base>/config.json` and `<base>/model.safetensors`, e.g. a
+   * directory saved by saveCLIPModel and put on a static server. Failed requests are CheckpointErrors
+   * naming the URL and status.
+   */
+  static async fromUrl(base: string | URL, options: FromUrlOptions = {}): Promise<CLIPModel> {
+    const { fetch: doFetch = (url: string) => globalThis.fetch(url), ...loadOptions } = options;
+    const root = String(base).endsWith('/') ? String(base) : `${String(base)}/`;
+    const get = async (file: string): Promise<{ url: string; res: Response }> => {
+      const url = new URL(file, root).href;
+      let res: Response;
+      try {
+        res = await doFetch(url);
+      } catch (err) {
+        throw new CheckpointError(`${url}: cannot fetch: ${(err as Error).message}`, { cause: err });
+      }
+      if (!res.ok) throw new CheckpointError(`${url}: HTTP ${res.status}${res.statusText ? ` ${res.statusText}` : ''}`);
+      return { url, res };
+    };
+    const config = await get(CONFIG_FILE);
+    const configText = await config.res.text();
+    const weights = await get(WEIGHTS_FILE);
+    const weightBytes = new Uint8Array(await weights.res.arrayBuffer());
+    return CLIPModel.fromBytes(
+      { config: configText, weights: weightBytes },
+      { ...loadOptions, configSource: config.url, weightsSource: weights.url },
+    );
+  }
+
+  /**
    * Load checkpoint-named, PyTorch-layout weights (see namedVariables). Errors name `source` and the key;
    * each part (tower, head) checks all its keys before assigning, but after an error in a later part the
-   * earlier parts hold the new weights (CLIPModel.load discards such a model).
+   * earlier parts hold the new weights (fromBytes discards such a model).
    */
   loadStateDict(weights: ReadonlyMap<string, TensorData>, source: string): void {
     const sub = (prefix: string): Map<string, TensorData> => {

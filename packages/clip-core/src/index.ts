@@ -1,13 +1,29 @@
+// Browser-safe: nothing here imports a `node:` module (test/browser-bundle.test.ts checks). Disk I/O is
+// in ./node.ts (`@clip-ts/core/node`).
 export * from './errors.js';
 export * from './rng.js';
 export * from './backend.js';
 export * from './encoder.js';
 export * from './ops.js';
-export { addKernelFill } from './kernels/index.js';
 export * from './preprocess.js';
 export * from './stats.js';
-export * from './atomic.js';
-export * from './safetensors.js';
+export {
+  SAFETENSORS_DTYPES,
+  MAX_HEADER_BYTES,
+  parseSafetensorsHeader,
+  parseSafetensors,
+  serializeSafetensors,
+  tensorToWritable,
+  halfBitsToFloat,
+  floatToHalfBits,
+  floatToBf16Bits,
+  type SafetensorsDtype,
+  type SafetensorsFile,
+  type SafetensorsHeader,
+  type TensorInfo,
+  type ReadOptions,
+  type WritableTensor,
+} from './safetensors.js';
 export * from './loss.js';
 export * from './state-dict.js';
 export * from './projection-head.js';

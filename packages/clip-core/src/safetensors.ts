@@ -3,12 +3,12 @@
  * header length N, N bytes of JSON header, then the data region; each header entry gives dtype, shape
  * and [begin, end) byte offsets relative to the data region).
  *
+ * Bytes in, bytes out (browser-safe); reading and writing files is in ./safetensors-file.ts (Node).
+ *
  * The reader treats the file as hostile: every header value is validated before anything is allocated
  * from it, and every violation is a SafetensorsError naming the file and the tensor.
  */
-import * as fs from 'node:fs/promises';
 import type * as tf from '@tensorflow/tfjs-core';
-import { writeFileAtomic } from './atomic.js';
 import type { TensorData } from './encoder.js';
 import { SafetensorsError } from './errors.js';
 
@@ -84,7 +84,8 @@ function isPlainObject(v: unknown): v is Record<string, unknown> {
  * Read the 8-byte length prefix and check it against the file size. Returns the header length.
  * `fileSize` is the whole file's size in bytes.
  */
-function checkHeaderLength(prefix: Uint8Array, fileSize: number, source: string): number {
+/** @internal Shared with the file reader (./safetensors-file.ts); not part of the public API. */
+export function checkHeaderLength(prefix: Uint8Array, fileSize: number, source: string): number {
   if (fileSize < 8 || prefix.length < 8) fail(source, `file is ${fileSize} bytes, shorter than the 8-byte header length`);
   const view = new DataView(prefix.buffer, prefix.byteOffset, 8);
   const n = view.getBigUint64(0, true);
@@ -100,7 +101,8 @@ function checkHeaderLength(prefix: Uint8Array, fileSize: number, source: string)
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
-function parseHeaderJson(headerBytes: Uint8Array, dataLength: number, source: string): Omit<SafetensorsHeader, 'dataStart'> {
+/** @internal Shared with the file reader (./safetensors-file.ts); not part of the public API. */
+export function parseHeaderJson(headerBytes: Uint8Array, dataLength: number, source: string): Omit<SafetensorsHeader, 'dataStart'> {
   let text: string;
   try {
     text = utf8.decode(headerBytes);
@@ -329,49 +331,6 @@ export function parseSafetensors(bytes: Uint8Array, source: string, options: Rea
   return { tensors, metadata: header.metadata };
 }
 
-function ioError(path: string, err: unknown): SafetensorsError {
-  return new SafetensorsError(`${path}: cannot read: ${(err as Error).message}`, { cause: err });
-}
-
-/** Read and decode a safetensors file. I/O failures are SafetensorsErrors too (cause attached). */
-export async function readSafetensors(path: string, options: ReadOptions = {}): Promise<SafetensorsFile> {
-  let bytes: Uint8Array;
-  try {
-    bytes = await fs.readFile(path);
-  } catch (err) {
-    throw ioError(path, err);
-  }
-  return parseSafetensors(bytes, path, options);
-}
-
-/**
- * Read only the header (names, dtypes, shapes, offsets) without loading the data: cheap even for
- * multi-GB shards, e.g. to find which shard holds which weights.
- */
-export async function readSafetensorsHeader(path: string): Promise<SafetensorsHeader> {
-  let handle: fs.FileHandle;
-  try {
-    handle = await fs.open(path, 'r');
-  } catch (err) {
-    throw ioError(path, err);
-  }
-  try {
-    const { size } = await handle.stat();
-    const prefix = new Uint8Array(8);
-    if (size >= 8) await handle.read(prefix, 0, 8, 0);
-    const n = checkHeaderLength(prefix, size, path);
-    const headerBytes = new Uint8Array(n);
-    const { bytesRead } = await handle.read(headerBytes, 0, n, 8);
-    if (bytesRead !== n) fail(path, `header truncated: read ${bytesRead} of ${n} bytes`);
-    return { ...parseHeaderJson(headerBytes, size - 8 - n, path), dataStart: 8 + n };
-  } catch (err) {
-    if (err instanceof SafetensorsError) throw err;
-    throw ioError(path, err);
-  } finally {
-    await handle.close();
-  }
-}
-
 // ---------------------------------------------------------------------------------------------------
 // Encoding
 // ---------------------------------------------------------------------------------------------------
@@ -512,16 +471,6 @@ export function serializeSafetensors(
   out.set(json, 8);
   for (const [name] of layout) out.set(blobs.get(name) as Uint8Array, 8 + json.length + (offsets.get(name) as [number, number])[0]);
   return out;
-}
-
-/** Serialize and atomically write (temp file in the same directory, fsync, rename). */
-export async function writeSafetensors(
-  path: string,
-  tensors: ReadonlyMap<string, WritableTensor> | Readonly<Record<string, WritableTensor>>,
-  metadata?: Readonly<Record<string, string>>,
-): Promise<void> {
-  const bytes = serializeSafetensors(tensors, metadata);
-  await writeFileAtomic(path, bytes);
 }
 
 /**

@@ -3,7 +3,8 @@ import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
-import { CLIPModel, createImageEncoder, createTextEncoder, initBackend, writeFilesAtomic } from '../src/index.js';
+import { CLIPModel, createImageEncoder, createTextEncoder, initBackend } from '../src/index.js';
+import { writeFilesAtomic, saveCLIPModel } from '../src/node.js';
 import { IMAGE_CONFIG, TEXT_CONFIG, registerFakeTowers } from './helpers/fake-towers.js';
 
 // Fault injection: vitest hoists vi.mock, so src/atomic.ts gets this fs/promises, in which `rename` and
@@ -88,7 +89,7 @@ describe('CLIPModel.save under filesystem faults', () => {
       textEncoder: createTextEncoder(TEXT_CONFIG, { seed: 2 }),
       projectionDim: 4,
     });
-    await model.save(ckpt);
+    await saveCLIPModel(model, ckpt);
     await writeFile(join(ckpt, 'trainer_state.json'), '{"epoch": 3}'); // someone else's file: untouched
     const old = {
       config: await readFile(join(ckpt, 'config.json')),
@@ -97,13 +98,13 @@ describe('CLIPModel.save under filesystem faults', () => {
     tf.tidy(() => model.logitScale.assign(tf.scalar(0.5)));
 
     faults.writeFailsAfter = 1; // the weights' temp file is written, the config's fails
-    await expect(model.save(ckpt)).rejects.toThrow(/cannot save checkpoint: ENOSPC/);
+    await expect(saveCLIPModel(model, ckpt)).rejects.toThrow(/cannot save checkpoint: ENOSPC/);
     expect(await readFile(join(ckpt, 'config.json'))).toEqual(old.config);
     expect(await readFile(join(ckpt, 'model.safetensors'))).toEqual(old.weights);
     expect((await readdir(ckpt)).sort()).toEqual(['config.json', 'model.safetensors', 'trainer_state.json']);
 
     faults.renameFailsFor = 'config.json'; // weights already renamed into place, then the config fails
-    await expect(model.save(ckpt)).rejects.toThrow(/cannot save checkpoint: EIO/);
+    await expect(saveCLIPModel(model, ckpt)).rejects.toThrow(/cannot save checkpoint: EIO/);
     expect(await readFile(join(ckpt, 'config.json'))).toEqual(old.config);
     expect(await readFile(join(ckpt, 'model.safetensors'))).toEqual(old.weights);
     expect((await readdir(ckpt)).sort()).toEqual(['config.json', 'model.safetensors', 'trainer_state.json']);

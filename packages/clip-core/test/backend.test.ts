@@ -52,3 +52,36 @@ describe('initBackend', () => {
     expect(parseBackendName('auto')).toBe('auto');
   });
 });
+
+describe('platforms', () => {
+  it('under Node, browser-only backends are refused with the reason', async () => {
+    const err = await initBackend('webgl').catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(BackendError);
+    expect((err as Error).message).toBe(
+      "backend 'webgl' is only available in a browser; here choose one of auto, tensorflow-gpu, tensorflow, wasm, cpu",
+    );
+    expect(() => parseBackendName('webgpu', 'CLIP_BACKEND')).toThrow(/unknown backend 'webgpu'/);
+  });
+
+  it('the browser platform prefers GPU backends, reads no environment, and refuses tfjs-node', async () => {
+    const { platform } = await import('../src/platform/browser.js');
+    expect(platform.names).toEqual(['auto', 'webgpu', 'webgl', 'wasm', 'cpu']);
+    expect(platform.autoOrder).toEqual(['webgpu', 'webgl', 'wasm', 'cpu']);
+    process.env.CLIP_BACKEND = 'cpu';
+    expect(platform.envBackend()).toBeUndefined();
+    expect(platform.activator('tensorflow')).toBeUndefined();
+    // Node has no WebGPU: the activator says so instead of importing anything.
+    await expect((platform.activator('webgpu') as () => Promise<void>)()).rejects.toThrow(/this browser has no WebGPU/);
+  });
+});
+
+describe('kernel registration', () => {
+  it('initBackend installs the cpu UnsortedSegmentSum replacement (one table, not a public hook)', async () => {
+    const core = await import('../src/index.js');
+    expect('addKernelFill' in core).toBe(false);
+    await initBackend('cpu');
+    const kernel = tf.getKernel('UnsortedSegmentSum', 'cpu');
+    // tfjs-backend-cpu's own kernel is named unsortedSegmentSum; ours is the single-pass replacement.
+    expect(kernel?.kernelFunc.name).toBe('unsortedSegmentSumCpu');
+  });
+});

@@ -12,10 +12,10 @@ import {
   createImageEncoder,
   createTextEncoder,
   initBackend,
-  readSafetensors,
   serializeSafetensors,
   type WritableTensor,
 } from '../src/index.js';
+import { readSafetensors, saveCLIPModel, loadCLIPModel } from '../src/node.js';
 import { IMAGE_CONFIG, MeanPoolImageTower, TEXT_CONFIG, fakeBatch, registerFakeTowers } from './helpers/fake-towers.js';
 
 let root: string;
@@ -164,7 +164,7 @@ describe('CLIPModel checkpoints', () => {
     const model = makeModel({ head: 'mlp' });
     // Move weights away from their init so a load that silently skipped a key would show.
     tf.tidy(() => model.namedVariables().forEach((v) => v.variable.assign(tf.add(v.variable, 0.01))));
-    await model.save(dir);
+    await saveCLIPModel(model, dir);
     const config = JSON.parse(await readFile(join(dir, 'config.json'), 'utf8')) as Record<string, unknown>;
     expect(config).toEqual({
       model_type: 'clip-ts',
@@ -181,7 +181,7 @@ describe('CLIPModel checkpoints', () => {
     expect(file.tensors.get('vision_model.proj.weight')?.shape).toEqual([12, 3]); // PyTorch [out, in]
     expect(file.tensors.get('text_projection.fc.weight')?.shape).toEqual([8, 8]);
 
-    const loaded = await CLIPModel.load(dir, { seed: 99 });
+    const loaded = await loadCLIPModel(dir, { seed: 99 });
     const batch = fakeBatch(3);
     const pairs: Array<[tf.Tensor, tf.Tensor]> = [
       [model.encodeImages(batch.pixelValues), loaded.encodeImages(batch.pixelValues)],
@@ -199,7 +199,7 @@ describe('CLIPModel checkpoints', () => {
   it('a failed save leaves the previous checkpoint byte-identical (error before and during writing)', async () => {
     const dir = freshDir();
     const model = makeModel();
-    await model.save(dir);
+    await saveCLIPModel(model, dir);
     const before = {
       config: await readFile(join(dir, 'config.json')),
       weights: await readFile(join(dir, 'model.safetensors')),
@@ -208,7 +208,7 @@ describe('CLIPModel checkpoints', () => {
 
     // 1. A tower fails while the state dict is being gathered.
     (model.imageEncoder as MeanPoolImageTower).failStateDict = true;
-    await expect(model.save(dir)).rejects.toThrow(/injected stateDict failure/);
+    await expect(saveCLIPModel(model, dir)).rejects.toThrow(/injected stateDict failure/);
     (model.imageEncoder as MeanPoolImageTower).failStateDict = false;
 
     // 2. A tensor that cannot be serialised (NaN shape) fails serialisation.
@@ -219,13 +219,13 @@ describe('CLIPModel checkpoints', () => {
       Object.defineProperty(bad, 'shape', { value: [NaN] });
       return m;
     };
-    await expect(model.save(dir)).rejects.toThrow(/'text_projection\.linear\.bias'.*shape/);
+    await expect(saveCLIPModel(model, dir)).rejects.toThrow(/'text_projection\.linear\.bias'.*shape/);
     model.textProjection.stateDict = orig;
 
     // 3. The directory cannot be created (filesystem faults mid-write: see atomic.test.ts).
     const blocked = join(root, 'blocked');
     await writeFile(blocked, 'not a dir');
-    await expect(model.save(join(blocked, 'sub'))).rejects.toThrow(CheckpointError);
+    await expect(saveCLIPModel(model, join(blocked, 'sub'))).rejects.toThrow(CheckpointError);
 
     expect(await readFile(join(dir, 'config.json'))).toEqual(before.config);
     expect(await readFile(join(dir, 'model.safetensors'))).toEqual(before.weights);
@@ -238,7 +238,7 @@ describe('CLIPModel checkpoints', () => {
     beforeAll(async () => {
       good = freshDir();
       const model = makeModel();
-      await model.save(good);
+      await saveCLIPModel(model, good);
       model.dispose();
     });
 
@@ -266,11 +266,11 @@ describe('CLIPModel checkpoints', () => {
 
     it('missing files → CheckpointError naming the file', async () => {
       const noWeights = await variant((d) => rm(join(d, 'model.safetensors')));
-      await expect(CLIPModel.load(noWeights)).rejects.toThrow(CheckpointError);
-      await expect(CLIPModel.load(noWeights)).rejects.toThrow(/model\.safetensors is missing/);
+      await expect(loadCLIPModel(noWeights)).rejects.toThrow(CheckpointError);
+      await expect(loadCLIPModel(noWeights)).rejects.toThrow(/model\.safetensors is missing/);
       const noConfig = await variant((d) => rm(join(d, 'config.json')));
-      await expect(CLIPModel.load(noConfig)).rejects.toThrow(/config\.json is missing/);
-      await expect(CLIPModel.load(join(root, 'does-not-exist'))).rejects.toThrow(CheckpointError);
+      await expect(loadCLIPModel(noConfig)).rejects.toThrow(/config\.json is missing/);
+      await expect(loadCLIPModel(join(root, 'does-not-exist'))).rejects.toThrow(CheckpointError);
     });
 
     it('invalid config → ConfigError naming the file and the key', async () => {
@@ -284,30 +284,30 @@ describe('CLIPModel checkpoints', () => {
       ];
       for (const [patch, msg] of cases) {
         const dir = await variant((d) => writeConfig(d, patch));
-        const err = await CLIPModel.load(dir).catch((e: unknown) => e);
+        const err = await loadCLIPModel(dir).catch((e: unknown) => e);
         expect(err).toBeInstanceOf(ConfigError);
         expect((err as Error).message).toMatch(msg);
       }
       const garbled = await variant((d) => writeFile(join(d, 'config.json'), '{"model_type": '));
-      await expect(CLIPModel.load(garbled)).rejects.toThrow(/config\.json: cannot parse/);
+      await expect(loadCLIPModel(garbled)).rejects.toThrow(/config\.json: cannot parse/);
     });
 
     it('missing or mis-shaped weights → CheckpointError naming the file and key, without leaking', async () => {
       const before = tf.memory().numTensors;
       const missing = await variant((d) => rewriteWeights(d, (m) => m.delete('text_projection.layer_norm.bias')));
-      await expect(CLIPModel.load(missing)).rejects.toThrow(
+      await expect(loadCLIPModel(missing)).rejects.toThrow(
         /model\.safetensors \(text_projection\.\*\): missing weights: layer_norm\.bias/,
       );
       const noScale = await variant((d) => rewriteWeights(d, (m) => m.delete('logit_scale')));
-      await expect(CLIPModel.load(noScale)).rejects.toThrow(/model\.safetensors: missing weights: logit_scale/);
+      await expect(loadCLIPModel(noScale)).rejects.toThrow(/model\.safetensors: missing weights: logit_scale/);
       const shaped = await variant((d) =>
         rewriteWeights(d, (m) => m.set('vision_model.proj.weight', { dtype: 'F32', shape: [3, 12], data: new Float32Array(36) })),
       );
-      await expect(CLIPModel.load(shaped)).rejects.toThrow(
+      await expect(loadCLIPModel(shaped)).rejects.toThrow(
         /model\.safetensors \(vision_model\.\*\): 'proj\.weight' has shape \[3, 12\], expected \[12, 3\]/,
       );
       const corrupt = await variant((d) => writeFile(join(d, 'model.safetensors'), new Uint8Array([1, 2, 3])));
-      await expect(CLIPModel.load(corrupt)).rejects.toThrow(/model\.safetensors: file is 3 bytes/);
+      await expect(loadCLIPModel(corrupt)).rejects.toThrow(/model\.safetensors: file is 3 bytes/);
       expect(tf.memory().numTensors).toBe(before);
     });
   });

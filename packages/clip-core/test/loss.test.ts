@@ -10,9 +10,9 @@ import {
   clipLogits,
   clipLoss,
   initBackend,
-  readSafetensors,
   type SafetensorsFile,
 } from '../src/index.js';
+import { readSafetensors } from '../src/node.js';
 
 // Reference: PyTorch float64 (fixtures/generator/make_fixtures.py clip_loss_case), stored as float32.
 const FIXTURE = fileURLToPath(new URL('./fixtures/clip-loss/io.safetensors', import.meta.url));

@@ -6,10 +6,10 @@ import {
   ConfigError,
   ProjectionHead,
   initBackend,
-  readSafetensors,
   type SafetensorsFile,
   type TensorData,
 } from '../src/index.js';
+import { readSafetensors } from '../src/node.js';
 
 // Reference: real torch.nn modules (fixtures/projection-head/make_heads.py), float32.
 const FIXTURE = fileURLToPath(new URL('./fixtures/projection-head/heads.safetensors', import.meta.url));

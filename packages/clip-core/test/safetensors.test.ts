@@ -12,13 +12,11 @@ import {
   halfBitsToFloat,
   initBackend,
   parseSafetensors,
-  readSafetensors,
-  readSafetensorsHeader,
   serializeSafetensors,
   tensorToWritable,
-  writeSafetensors,
   type WritableTensor,
 } from '../src/index.js';
+import { readSafetensors, readSafetensorsHeader, writeSafetensors } from '../src/node.js';
 
 const fixture = (p: string): string => fileURLToPath(new URL(`./fixtures/${p}`, import.meta.url));
 

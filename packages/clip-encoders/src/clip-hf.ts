@@ -1,14 +1,10 @@
-import { promises as fs } from 'node:fs';
-import * as path from 'node:path';
 import { z } from 'zod';
-import { CheckpointError, CLIPModel, ConfigError, formatZodIssues, ProjectionHead } from '@clip-ts/core';
+import { CLIPModel, ConfigError, formatZodIssues, ProjectionHead, type TensorData } from '@clip-ts/core';
 import { parseCLIPTextConfig, CLIPTextModel, type CLIPTextConfig } from './clip-text.js';
 import { parseCLIPVisionConfig, CLIPVisionModel, type CLIPVisionConfig } from './clip-vision.js';
-import { readCheckpointTensors } from './hf-load.js';
 
 /**
- * Load a Hugging Face `CLIPModel` repo directory (config.json with `model_type: clip`, model.safetensors
- * single or sharded, F32/F16/BF16) into a clip-ts CLIPModel: CLIPVisionModel / CLIPTextModel towers, HF's
+ * Hugging Face `CLIPModel` checkpoints (config.json with `model_type: clip`) as a clip-ts CLIPModel: CLIPVisionModel / CLIPTextModel towers, HF's
  * bias-free projections (ProjectionHead kind 'linear-no-bias') and the stored logit_scale. HF's key names
  * are CLIPModel's own (`vision_model.*`, `text_model.*`, `visual_projection.weight`,
  * `text_projection.weight`, `logit_scale`), so the weights load as they are.
@@ -46,57 +42,22 @@ export function parseHFCLIPConfig(raw: unknown, source = 'CLIP config'): HFCLIPC
   return { projectionDim: c.projection_dim, logitScaleInit: c.logit_scale_init_value, text, vision };
 }
 
-async function isFile(file: string): Promise<boolean> {
-  return fs.stat(file).then(
-    (s) => s.isFile(),
-    () => false,
-  );
-}
-
-async function readConfig(file: string): Promise<unknown> {
-  let text: string;
-  try {
-    text = await fs.readFile(file, 'utf8');
-  } catch (err) {
-    throw new CheckpointError(`${file}: cannot read: ${(err as Error).message}`, { cause: err });
-  }
-  try {
-    return JSON.parse(text) as unknown;
-  } catch (err) {
-    throw new ConfigError(`${file}: invalid JSON: ${(err as Error).message}`, { cause: err });
-  }
-}
-
-/** A repo that has only PyTorch pickles gets an error that says what to do instead. */
-async function refusePickleOnly(dir: string): Promise<void> {
-  const has = async (f: string): Promise<boolean> => isFile(path.join(dir, f));
-  if ((await has('model.safetensors')) || (await has('model.safetensors.index.json'))) return;
-  const pickle = (await has('pytorch_model.bin')) ? 'pytorch_model.bin' : (await has('pytorch_model.bin.index.json')) ? 'pytorch_model.bin.index.json' : undefined;
-  if (!pickle) return; // readCheckpointTensors reports the missing files
-  throw new CheckpointError(
-    `${dir}: has only ${pickle}, a PyTorch pickle, which clip-ts does not load (unpickling can run arbitrary code). ` +
-      'Use a revision of the repo that has model.safetensors (on the Hub, often the "refs/pr/N" safetensors conversion), ' +
-      'or convert it: python -c "from transformers import CLIPModel; CLIPModel.from_pretrained(\'DIR\').save_pretrained(\'OUT\', safe_serialization=True)"',
-  );
-}
-
 export interface LoadHFCLIPOptions {
   /** Seed for dropout (every weight comes from the checkpoint). */
   seed?: number;
 }
 
 /**
- * Build a CLIPModel from an HF CLIPModel repo dir. The config is validated before any weight is read;
- * missing weights (all listed per part) or shape mismatches → CheckpointError naming the file; a repo with
- * only pytorch_model.bin → CheckpointError. logit_scale is the stored value, not the config's init value.
- * The caller owns (and disposes) the model.
+ * Build a CLIPModel from a parsed HF CLIPConfig and the checkpoint's tensors (keys as HF stores them).
+ * Missing weights (all listed per part) or shape mismatches → CheckpointError naming `source`.
+ * logit_scale is the stored value, not the config's init value. The caller owns (and disposes) the model.
  */
-export async function loadHFCLIPModel(dir: string, options: LoadHFCLIPOptions = {}): Promise<CLIPModel> {
-  const configFile = path.join(dir, 'config.json');
-  const config = parseHFCLIPConfig(await readConfig(configFile), configFile);
-  await refusePickleOnly(dir);
-  // position_ids are int64 buffers some checkpoints still carry, not weights.
-  const { tensors, source } = await readCheckpointTensors(dir, (key) => !key.endsWith('position_ids'));
+export function buildHFCLIPModel(
+  config: HFCLIPConfig,
+  tensors: ReadonlyMap<string, TensorData>,
+  source: string,
+  options: LoadHFCLIPOptions = {},
+): CLIPModel {
   const towerOptions = { seed: options.seed, initialize: false };
   const imageEncoder = new CLIPVisionModel(config.vision, towerOptions);
   const textEncoder = new CLIPTextModel(config.text, { ...towerOptions, seed: (options.seed ?? 0) + 1 });
@@ -119,3 +80,6 @@ export async function loadHFCLIPModel(dir: string, options: LoadHFCLIPOptions = 
   }
   return model;
 }
+
+/** position_ids are int64 buffers some checkpoints still carry, not weights. */
+export const isHFCLIPWeight = (key: string): boolean => !key.endsWith('position_ids');

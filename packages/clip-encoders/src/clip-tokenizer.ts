@@ -1,5 +1,3 @@
-import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import { z } from 'zod';
 import { formatZodIssues, ValueError, type TextInput } from '@clip-ts/core';
 import { TokenizerError } from './errors.js';
@@ -24,43 +22,33 @@ export interface CLIPTokenizer {
   maxLength: number;
 }
 
-async function readJson(file: string, required: boolean): Promise<{ text: string; value: unknown } | undefined> {
-  let text: string;
-  try {
-    text = await readFile(file, 'utf8');
-  } catch (err) {
-    if (!required && (err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw new TokenizerError(`cannot read ${file}: ${(err as Error).message}`, { cause: err });
-  }
-  try {
-    return { text, value: JSON.parse(text) as unknown };
-  } catch (err) {
-    throw new TokenizerError(`${file} is not valid JSON: ${(err as Error).message}`, { cause: err });
-  }
-}
-
 function parse<T>(schema: z.ZodType<T>, value: unknown, file: string): T {
   const r = schema.safeParse(value ?? {});
   if (!r.success) throw new TokenizerError(`${file}: invalid:\n${formatZodIssues(r.error.issues)}`);
   return r.data;
 }
 
+/** The JSON files of an HF CLIP repo's tokenizer, parsed (tokenizer.json required, the others optional). */
+export interface CLIPTokenizerFiles {
+  tokenizer: unknown;
+  /** tokenizer.json's text as read, for the tokenizer's fingerprint. */
+  tokenizerText?: string;
+  tokenizerConfig?: unknown;
+  specialTokensMap?: unknown;
+}
+
 /**
- * Load `dir`'s tokenizer.json (required), tokenizer_config.json and special_tokens_map.json (optional).
+ * A CLIPTokenizer from the repo's parsed files; `source` names the repo (dir or URL) in errors.
  * `defaultMaxLength` (e.g. the text tower's max_position_embeddings) applies when the config sets none.
  * Holds no tensors.
  */
-export async function loadCLIPTokenizer(dir: string, defaultMaxLength = 77): Promise<CLIPTokenizer> {
-  const tokFile = join(dir, 'tokenizer.json');
-  const cfgFile = join(dir, 'tokenizer_config.json');
-  const mapFile = join(dir, 'special_tokens_map.json');
-  const tok = await readJson(tokFile, true);
-  const cfgJson = await readJson(cfgFile, false);
-  const cfg = parse(tokenizerConfigSchema, cfgJson?.value, cfgFile);
-  const map = parse(specialTokensMapSchema, (await readJson(mapFile, false))?.value, mapFile);
+export function clipTokenizerFromJson(files: CLIPTokenizerFiles, source: string, defaultMaxLength = 77): CLIPTokenizer {
+  const cfgFile = `${source}/tokenizer_config.json`;
+  const cfg = parse(tokenizerConfigSchema, files.tokenizerConfig, cfgFile);
+  const map = parse(specialTokensMapSchema, files.specialTokensMap, `${source}/special_tokens_map.json`);
   // HF lets special_tokens_map.json supply what tokenizer_config.json leaves out.
-  const merged = cfg.pad_token == null && map.pad_token != null ? { ...cfg, pad_token: map.pad_token } : cfgJson?.value;
-  const tokenizer = new HFTokenizer(tok?.value, merged, tokFile, { rawText: tok?.text });
+  const merged = cfg.pad_token == null && map.pad_token != null ? { ...cfg, pad_token: map.pad_token } : files.tokenizerConfig;
+  const tokenizer = new HFTokenizer(files.tokenizer, merged, `${source}/tokenizer.json`, { rawText: files.tokenizerText });
   const stated = cfg.model_max_length;
   const maxLength = stated !== undefined && stated < UNSET_MAX_LENGTH ? stated : defaultMaxLength;
   if (!Number.isInteger(maxLength)) throw new TokenizerError(`${cfgFile}: model_max_length must be an integer, got ${maxLength}`);

@@ -16,9 +16,9 @@ import { dirname, join, resolve as resolvePath } from 'node:path';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import cliProgress from 'cli-progress';
-import { z } from 'zod';
 import { HubError } from './errors.js';
 import { httpSettings, isTransientStatus, openGet, TransientError, withRetries, type HttpSettings, type IdleWatch } from './hub-fetch.js';
+import { exists as isFile, readShardIndex, type ErrorFactory } from './files.js';
 
 /** Files fetched when present (a 404 is fine). */
 export const OPTIONAL_FILES = [
@@ -81,13 +81,6 @@ function repoFolder(id: string): string {
   return `models--${id.replace(/\//g, '--')}`;
 }
 
-async function isFile(p: string): Promise<boolean> {
-  return stat(p).then(
-    (s) => s.isFile(),
-    () => false,
-  );
-}
-
 async function isDir(p: string): Promise<boolean> {
   return stat(p).then(
     (s) => s.isDirectory(),
@@ -95,20 +88,10 @@ async function isDir(p: string): Promise<boolean> {
   );
 }
 
-const indexSchema = z.looseObject({ weight_map: z.record(z.string(), z.string()) });
+const hubError: ErrorFactory = (m, o) => new HubError(m, [], o);
 
 async function shardsOf(indexPath: string): Promise<string[]> {
-  let json: unknown;
-  try {
-    json = JSON.parse(await readFile(indexPath, 'utf8'));
-  } catch (err) {
-    throw new HubError(`${indexPath}: unreadable or invalid JSON: ${(err as Error).message}`, [], { cause: err });
-  }
-  const parsed = indexSchema.safeParse(json);
-  if (!parsed.success) throw new HubError(`${indexPath}: not a safetensors index (no weight_map)`);
-  const shards = [...new Set(Object.values(parsed.data.weight_map))];
-  for (const s of shards) if (s.includes('/') || s.includes('\\') || s === '..') throw new HubError(`${indexPath}: bad shard name '${s}'`);
-  return shards;
+  return (await readShardIndex(indexPath, hubError)).shards;
 }
 
 /** Required files a snapshot directory lacks (empty when complete). */

@@ -1,5 +1,5 @@
 /**
- * Image preprocessing: decode (sharp) → RGB → resize (Pillow-exact, see resample.ts) → rescale/normalise →
+ * Image preprocessing: decode (sharp, Node: ./image-decode.ts) → RGB → resize (Pillow-exact, see resample.ts) → rescale/normalise →
  * float32 CHW, the layout the ViT tower takes (NCHW once batched).
  *
  * Choices, and why:
@@ -11,12 +11,11 @@
  * - Resize is a plain resize to height × width (aspect not kept), as the reference did (224 × 224),
  *   with Pillow's bilinear filter (what torchvision `Resize` and HF `ViTImageProcessor` use on PIL images).
  *   sharp's own resize is not used: its upscaling grid is corner-aligned, not Pillow's centre-aligned.
+ * - Everything after decoding is plain JS on pixel arrays (ClipPixelProcessor), so it runs in a browser on
+ *   pixels from a canvas (`getImageData` → processRaw(…, 4, …)).
  */
-import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
-import sharp from 'sharp';
 import * as tf from '@tensorflow/tfjs-core';
-import { ConfigError, DataError, ShapeError, ValueError, formatZodIssues, type ImageProcessor } from '@clip-ts/core';
+import { ConfigError, DataError, ShapeError, ValueError, formatZodIssues } from '@clip-ts/core';
 import { z } from 'zod';
 import { resizeRgb8, type ResampleFilter } from './resample.js';
 
@@ -56,17 +55,7 @@ export interface ImageProcessorOptions {
   resizer?: 'pillow' | 'sharp';
 }
 
-type Resolved = Required<Omit<ImageProcessorOptions, 'shortestEdge'>> & { shortestEdge: number | undefined };
-
-/** Closest libvips kernel per filter, for `resizer: 'sharp'` (libvips has no box/hamming reducer). */
-const SHARP_KERNEL = {
-  nearest: 'nearest',
-  box: 'linear',
-  bilinear: 'linear',
-  hamming: 'linear',
-  bicubic: 'cubic',
-  lanczos: 'lanczos3',
-} as const satisfies Record<ResampleFilter, 'nearest' | 'linear' | 'cubic' | 'lanczos3'>;
+export type ResolvedImageProcessorOptions = Required<Omit<ImageProcessorOptions, 'shortestEdge'>> & { shortestEdge: number | undefined };
 
 /** HF `PILImageResampling` codes → our filters (0 NEAREST, 1 LANCZOS, 2 BILINEAR, 3 BICUBIC, 4 BOX, 5 HAMMING). */
 const HF_RESAMPLE: readonly ResampleFilter[] = ['nearest', 'lanczos', 'bilinear', 'bicubic', 'box', 'hamming'];
@@ -131,16 +120,20 @@ export function optionsFromPreprocessorConfig(json: unknown, source: string): Im
   return o;
 }
 
-/** An `ImageProcessor` producing float32 CHW arrays. Holds no tensors; safe to share across loaders. */
-export class ClipImageProcessor implements ImageProcessor {
+/**
+ * The pixel half of the image processor: raw RGB / gray / RGBA pixels → resized, normalised float32 CHW.
+ * Browser-safe. ClipImageProcessor (`@clip-ts/encoders/node`) adds file and byte decoding. Holds no
+ * tensors; safe to share across loaders.
+ */
+export class ClipPixelProcessor {
   readonly height: number;
   readonly width: number;
-  readonly options: Readonly<Resolved>;
+  readonly options: Readonly<ResolvedImageProcessorOptions>;
   /** value = lut[c * 256 + byte]: rescale + normalise folded into one table per channel. */
   private readonly lut: Float32Array;
 
   constructor(options: ImageProcessorOptions = {}) {
-    const o: Resolved = {
+    const o: ResolvedImageProcessorOptions = {
       height: options.height ?? 224,
       width: options.width ?? 224,
       shortestEdge: options.shortestEdge,
@@ -177,35 +170,6 @@ export class ClipImageProcessor implements ImageProcessor {
     }
   }
 
-  async processFile(path: string): Promise<Float32Array> {
-    let bytes: Buffer;
-    try {
-      bytes = await readFile(path);
-    } catch (err) {
-      throw new DataError(`cannot read image ${path}: ${(err as Error).message}`, { cause: err });
-    }
-    return this.processBuffer(bytes, path);
-  }
-
-  async processBuffer(bytes: Uint8Array, source: string): Promise<Float32Array> {
-    let decoded: { data: Buffer; info: { width: number; height: number; channels: number } };
-    try {
-      // failOn 'warning' (sharp's default, spelled out): a truncated JPEG is an error, not a grey band.
-      let img = sharp(bytes, { failOn: 'warning' });
-      img = this.options.alpha === 'white' ? img.flatten({ background: { r: 255, g: 255, b: 255 } }) : img.removeAlpha();
-      const { resizer, doResize, shortestEdge, width, height, resample } = this.options;
-      if (resizer === 'sharp' && doResize && shortestEdge === undefined) {
-        img = img.resize(width, height, { fit: 'fill', kernel: SHARP_KERNEL[resample], fastShrinkOnLoad: false });
-      }
-      decoded = await img.toColourspace('srgb').raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
-    } catch (err) {
-      throw new DataError(`cannot decode image ${source}: ${(err as Error).message}`, { cause: err });
-    }
-    const { data, info } = decoded;
-    if (info.channels !== 3) throw new DataError(`image ${source}: decoded to ${info.channels} channels, expected 3`);
-    return this.fromRgb8(new Uint8Array(data.buffer, data.byteOffset, data.length), info.width, info.height, source);
-  }
-
   async processRaw(pixels: Uint8Array, width: number, height: number, channels: 1 | 3 | 4, source: string): Promise<Float32Array> {
     return this.processRawSync(pixels, width, height, channels, source);
   }
@@ -240,7 +204,7 @@ export class ClipImageProcessor implements ImageProcessor {
   }
 
   /** Interleaved RGB uint8 → resized, normalised CHW float32 (a new array). */
-  private fromRgb8(rgb: Uint8Array, w: number, h: number, source: string): Float32Array {
+  protected fromRgb8(rgb: Uint8Array, w: number, h: number, source: string): Float32Array {
     const { height: H, width: W, doResize, shortestEdge, resample } = this.options;
     let px = rgb;
     let pw = w;
@@ -286,34 +250,6 @@ export class ClipImageProcessor implements ImageProcessor {
   fingerprint(): string {
     return `image-processor:${JSON.stringify(this.options)}`;
   }
-}
-
-/**
- * The image processor of a model directory: its `preprocessor_config.json` when present (validated),
- * else the defaults (224 × 224, CLIP mean/std, bilinear). `overrides` win over the file — e.g. the
- * reference normalised the ViT (whose config says mean = std = 0.5) with CLIP's mean/std.
- */
-export async function loadImageProcessor(dir: string, overrides: ImageProcessorOptions = {}): Promise<ClipImageProcessor> {
-  const path = join(dir, 'preprocessor_config.json');
-  let fromFile: ImageProcessorOptions = {};
-  let text: string | undefined;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') {
-      throw new ConfigError(`cannot read ${path}: ${(err as Error).message}`, { cause: err });
-    }
-  }
-  if (text !== undefined) {
-    let json: unknown;
-    try {
-      json = JSON.parse(text);
-    } catch (err) {
-      throw new ConfigError(`${path} is not valid JSON: ${(err as Error).message}`, { cause: err });
-    }
-    fromFile = optionsFromPreprocessorConfig(json, path);
-  }
-  return new ClipImageProcessor({ ...fromFile, ...overrides });
 }
 
 /**

@@ -1,3 +1,5 @@
+// Browser-safe: nothing here imports a `node:` module or sharp (clip-core's browser-bundle test checks).
+// Files, directories, the Hub cache and image decoding are in ./node.ts (`@clip-ts/encoders/node`).
 export {};
 // Towers (importing this package registers model_type vit / distilbert with the core registry).
 export * from './vit.js';
@@ -16,6 +18,4 @@ export * from './errors.js';
 export * from './tokenizer.js';
 export * from './image-processor.js';
 export { resizeRgb8, type ResampleFilter } from './resample.js';
-export * from './hub.js';
-export * from './pretrained.js';
 export * from './registry.js';

@@ -1,9 +1,12 @@
-import { access } from 'node:fs/promises';
 import { join } from 'node:path';
-import { loadEncoderFromDir, type LoadEncoderOptions, type LoadedEncoder } from './hf-load.js';
+import { exists } from './files.js';
+import type { LoadEncoderOptions, LoadedEncoder } from './hf-load.js';
+import { loadEncoderFromDir } from './hf-load-dir.js';
 import { resolvePretrained, type ResolveOptions } from './hub.js';
-import { loadImageProcessor, type ClipImageProcessor, type ImageProcessorOptions } from './image-processor.js';
-import { loadTokenizer, type HFTokenizer, type TokenizerLoadOptions } from './tokenizer.js';
+import { loadImageProcessor, type ClipImageProcessor } from './image-decode.js';
+import type { ImageProcessorOptions } from './image-processor.js';
+import type { HFTokenizer, TokenizerLoadOptions } from './tokenizer.js';
+import { loadTokenizer } from './tokenizer-files.js';
 
 export interface FromPretrainedOptions extends ResolveOptions, LoadEncoderOptions {
   /** Overrides for the image processor (e.g. CLIP mean/std for a ViT whose config says 0.5). */
@@ -31,10 +34,7 @@ export async function fromPretrained(idOrPath: string, opts: FromPretrainedOptio
   const loaded = await loadEncoderFromDir(dir, opts);
   try {
     if (loaded.kind === 'text') {
-      const hasTokenizer = await access(join(dir, 'tokenizer.json')).then(
-        () => true,
-        () => false,
-      );
+      const hasTokenizer = await exists(join(dir, 'tokenizer.json'));
       return { ...loaded, dir, tokenizer: hasTokenizer ? await loadTokenizer(dir, opts.tokenizer) : undefined };
     }
     return { ...loaded, dir, imageProcessor: await loadImageProcessor(dir, opts.imageProcessor) };

@@ -7,11 +7,13 @@
  * without special tokens, cut to `maxLength - numSpecialTokens`, then the tokenizer's own post-processor
  * adds the special tokens. That is exactly HF's order for a single sequence (truncate the sequence, then
  * add [CLS]/[SEP]), so a truncated caption still ends in [SEP].
+ *
+ * Browser-safe: built from JSON text or objects. Reading tokenizer files is ./tokenizer-files.ts (Node).
  */
-import { createHash } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import { Tokenizer } from '@huggingface/tokenizers';
+// Pure-JS SHA-256 (node:crypto is not in browsers); same digest, so fingerprints and caches carry over.
+import { sha256 } from '@noble/hashes/sha2.js';
+import { bytesToHex, utf8ToBytes } from '@noble/hashes/utils.js';
 import * as tf from '@tensorflow/tfjs-core';
 import { ValueError, formatZodIssues, type CaptionTokenizer, type EncodedText, type TextInput } from '@clip-ts/core';
 import { z } from 'zod';
@@ -31,21 +33,6 @@ const tokenizerConfigSchema = z.looseObject({
 export interface TokenizerLoadOptions {
   /** Id used for padding. Default: tokenizer.json `padding.pad_id`, else the id of tokenizer_config's `pad_token`, else of `[PAD]`, else 0. */
   padTokenId?: number;
-}
-
-async function readJson(path: string, required: boolean): Promise<{ text: string; value: unknown } | undefined> {
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (err) {
-    if (!required && (err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw new TokenizerError(`cannot read ${path}: ${(err as Error).message}`, { cause: err });
-  }
-  try {
-    return { text, value: JSON.parse(text) as unknown };
-  } catch (err) {
-    throw new TokenizerError(`${path} is not valid JSON: ${(err as Error).message}`, { cause: err });
-  }
 }
 
 /** A `CaptionTokenizer` backed by a Hugging Face `tokenizer.json`. Holds no tensors. */
@@ -92,12 +79,14 @@ export class HFTokenizer implements CaptionTokenizer {
       0;
     this.unkId = this.tok.token_to_id('[UNK]') ?? this.tok.token_to_id('<unk>') ?? 0;
     this.numSpecialTokens = this.addSpecial([]).length;
-    this.hash = createHash('sha256')
-      .update(options.rawText ?? JSON.stringify(tokenizerJson))
-      .update('\0')
-      .update(JSON.stringify(tokenizerConfig ?? {}))
-      .digest('hex')
-      .slice(0, 16);
+    this.hash = bytesToHex(
+      sha256
+        .create()
+        .update(utf8ToBytes(options.rawText ?? JSON.stringify(tokenizerJson)))
+        .update(utf8ToBytes('\0'))
+        .update(utf8ToBytes(JSON.stringify(tokenizerConfig ?? {})))
+        .digest(),
+    ).slice(0, 16);
   }
 
   private addSpecial(tokens: string[]): string[] {
@@ -162,18 +151,25 @@ export function toTensors(encoded: EncodedText): TextInput {
   };
 }
 
-/** Load `tokenizer.json` (required) and `tokenizer_config.json` (optional) from files. */
-export async function loadTokenizerFiles(
-  tokenizerJsonPath: string,
-  tokenizerConfigPath?: string,
-  options: TokenizerLoadOptions = {},
-): Promise<HFTokenizer> {
-  const tj = await readJson(tokenizerJsonPath, true);
-  const tc = tokenizerConfigPath !== undefined ? await readJson(tokenizerConfigPath, false) : undefined;
-  return new HFTokenizer(tj?.value, tc?.value, tokenizerJsonPath, { ...options, rawText: tj?.text });
-}
-
-/** Load the tokenizer of a model directory (`tokenizer.json`, optional `tokenizer_config.json`). */
-export async function loadTokenizer(dir: string, options: TokenizerLoadOptions = {}): Promise<HFTokenizer> {
-  return loadTokenizerFiles(join(dir, 'tokenizer.json'), join(dir, 'tokenizer_config.json'), options);
+/**
+ * A tokenizer from the contents of `tokenizer.json` (text as fetched, or the parsed object) and optionally
+ * `tokenizer_config.json`. `source` names them in errors.
+ */
+export function tokenizerFromJson(
+  tokenizerJson: string | object,
+  tokenizerConfig?: string | object,
+  options: TokenizerLoadOptions & { source?: string } = {},
+): HFTokenizer {
+  const { source = 'tokenizer.json', ...rest } = options;
+  const parse = (value: string | object | undefined, what: string): unknown => {
+    if (typeof value !== 'string') return value;
+    try {
+      return JSON.parse(value) as unknown;
+    } catch (err) {
+      throw new TokenizerError(`${what}: invalid JSON: ${(err as Error).message}`, { cause: err });
+    }
+  };
+  const json = parse(tokenizerJson, source);
+  const config = parse(tokenizerConfig, `${source} (tokenizer_config.json)`);
+  return new HFTokenizer(json, config, source, { ...rest, rawText: typeof tokenizerJson === 'string' ? tokenizerJson : undefined });
 }

@@ -9,12 +9,12 @@ import {
   ConfigError,
   floatToBf16Bits,
   initBackend,
-  readSafetensors,
   serializeSafetensors,
   type TensorData,
   type WritableTensor,
 } from '@clip-ts/core';
-import { loadHFCLIPModel } from '@clip-ts/encoders';
+import { loadCLIPModel, readSafetensors, saveCLIPModel } from '@clip-ts/core/node';
+import { loadHFCLIPModel } from '@clip-ts/encoders/node';
 import { fixtureDir, maxAbsDiff, readIO, toTensor } from './helpers.js';
 
 const dirs: string[] = [];
@@ -135,7 +135,7 @@ describe('loadHFCLIPModel', () => {
     expect(tf.memory().numTensors).toBe(before); // the half-built model was disposed
   });
 
-  it('saves as a clip-ts checkpoint and CLIPModel.load rebuilds it through the registry; training steps do not leak', async () => {
+  it('saves as a clip-ts checkpoint and loadCLIPModel rebuilds it through the registry; training steps do not leak', async () => {
     const model = await loadHFCLIPModel(fixtureDir('clip-tiny'));
     const config = model.getConfig();
     expect(config.model_type).toBe('clip-ts');
@@ -146,8 +146,8 @@ describe('loadHFCLIPModel', () => {
     expect(names).toContain('visual_projection.weight');
     expect(names.filter((n) => n.startsWith('text_projection.'))).toEqual(['text_projection.weight']);
     const dir = await tempDir();
-    await model.save(dir);
-    const again = await CLIPModel.load(dir);
+    await saveCLIPModel(model, dir);
+    const again = await loadCLIPModel(dir);
     expect(await logitsError(again, 'clip-tiny')).toBeLessThan(100 * 1e-5);
     expect(again.logitScale.dataSync()[0]).toBe(model.logitScale.dataSync()[0]);
 

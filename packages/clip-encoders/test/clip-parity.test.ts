@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs-core';
 import { clipLoss, initBackend, type TensorData } from '@clip-ts/core';
-import { CLIPTextModel, CLIPVisionModel, loadHFCLIPModel } from '@clip-ts/encoders';
+import { CLIPTextModel, CLIPVisionModel } from '@clip-ts/encoders';
+import { loadHFCLIPModel } from '@clip-ts/encoders/node';
 import { BACKENDS, fixtureDir, maxAbsDiff, readIO, toTensor } from './helpers.js';
 
 // Tolerances from the fixtures' README: float32 against a float64 reference; ≤ 1e-4 abs on hidden states

@@ -4,7 +4,8 @@ import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '@clip-ts/core';
-import { loadCLIPTokenizer, loadImageProcessor, resizeRgb8, tokenizeCLIP, type CLIPTokenizer } from '@clip-ts/encoders';
+import { resizeRgb8, tokenizeCLIP, type CLIPTokenizer } from '@clip-ts/encoders';
+import { loadCLIPTokenizer, loadImageProcessor } from '@clip-ts/encoders/node';
 import { fixtureDir, readIO } from './helpers.js';
 
 /**

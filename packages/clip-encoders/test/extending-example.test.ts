@@ -14,7 +14,8 @@ import {
   type NamedVariable,
   type TensorData,
 } from '@clip-ts/core';
-import { loadTokenizer } from '@clip-ts/encoders';
+import { loadCLIPModel, saveCLIPModel } from '@clip-ts/core/node';
+import { loadTokenizer } from '@clip-ts/encoders/node';
 
 /** The tower's config.json entry; `model_type` selects the factory registered below. */
 export interface TinyCnnConfig extends EncoderConfig {
@@ -181,8 +182,8 @@ export async function trainSaveLoad(tokenizerDir: string, checkpointDir: string)
   optimizer.dispose();
   const lossAfter = evalLoss(model);
 
-  await model.save(checkpointDir);
-  const loaded = await CLIPModel.load(checkpointDir); // rebuilds 'tiny-cnn' through the registry
+  await saveCLIPModel(model, checkpointDir);
+  const loaded = await loadCLIPModel(checkpointDir); // rebuilds 'tiny-cnn' through the registry
   const maxDiff = tf.tidy(() => tf.max(tf.abs(tf.sub(model.encodeImages(pixelValues), loaded.encodeImages(pixelValues)))).arraySync() as number);
 
   tf.dispose([pixelValues, inputIds, attentionMask]);

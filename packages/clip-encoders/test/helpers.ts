@@ -1,6 +1,7 @@
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs-core';
-import { readSafetensors, type TensorData } from '@clip-ts/core';
+import type { TensorData } from '@clip-ts/core';
+import { readSafetensors } from '@clip-ts/core/node';
 
 export const BACKENDS = ['cpu', 'wasm'] as const;
 

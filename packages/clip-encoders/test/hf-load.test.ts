@@ -4,7 +4,8 @@ import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs-core';
 import { CheckpointError, ConfigError, initBackend, serializeSafetensors, type EncoderConfig, type WritableTensor } from '@clip-ts/core';
-import { loadEncoderFromDir, ViTModel } from '@clip-ts/encoders';
+import { ViTModel } from '@clip-ts/encoders';
+import { loadEncoderFromDir } from '@clip-ts/encoders/node';
 import { fixtureDir } from './helpers.js';
 
 let tmp: string;

@@ -10,12 +10,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   CLIP_MEAN,
   CLIP_STD,
-  ClipImageProcessor,
-  loadImageProcessor,
   optionsFromPreprocessorConfig,
   preprocessorConfigFor,
   toPixelTensor,
 } from '../src/image-processor.js';
+import { ClipImageProcessor, loadImageProcessor } from '../src/image-decode.js';
 import { resizeRgb8, type ResampleFilter } from '../src/resample.js';
 
 const FIX = fileURLToPath(new URL('./fixtures/image/', import.meta.url));

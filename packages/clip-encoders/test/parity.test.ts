@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '@clip-ts/core';
-import { DistilBertModel, loadEncoderFromDir, ViTModel } from '@clip-ts/encoders';
+import { DistilBertModel, ViTModel } from '@clip-ts/encoders';
+import { loadEncoderFromDir } from '@clip-ts/encoders/node';
 import { BACKENDS, fixtureDir, maxAbsDiff, readIO, toTensor } from './helpers.js';
 
 // Tolerance from shared/fixtures/README.md: float32 against a float64 reference; a wrong transpose,

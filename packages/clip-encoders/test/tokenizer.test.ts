@@ -3,9 +3,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs-core';
-import { ClipError, initBackend, readSafetensors, tokenLengthStats } from '@clip-ts/core';
+import { ClipError, initBackend, tokenLengthStats } from '@clip-ts/core';
+import { readSafetensors } from '@clip-ts/core/node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { HFTokenizer, loadTokenizer, loadTokenizerFiles, toTensors } from '../src/tokenizer.js';
+import { HFTokenizer, toTensors } from '../src/tokenizer.js';
+import { loadTokenizer, loadTokenizerFiles } from '../src/tokenizer-files.js';
 
 const FIX = fileURLToPath(new URL('./fixtures/tokenizer/', import.meta.url));
 
@@ -122,7 +124,7 @@ describe('tokenizer errors name the file', () => {
     await rm(dir, { recursive: true, force: true });
     await import('node:fs/promises').then((fs) => fs.mkdir(dir));
     await writeFile(join(dir, 'tokenizer.json'), '{"model": ');
-    await expect(loadTokenizer(dir)).rejects.toThrow(/tokenizer\.json is not valid JSON/);
+    await expect(loadTokenizer(dir)).rejects.toThrow(/tokenizer\.json: invalid JSON/);
   });
 
   it('valid JSON that is not a tokenizer', async () => {
@@ -136,7 +138,7 @@ describe('tokenizer errors name the file', () => {
     await import('node:fs/promises').then((fs) => fs.mkdir(dir, { recursive: true }));
     await writeFile(join(dir, 'tokenizer.json'), await readFile(join(FIX, 'tokenizer.json')));
     await writeFile(join(dir, 'tokenizer_config.json'), 'not json');
-    await expect(loadTokenizer(dir)).rejects.toThrow(/tokenizer_config\.json is not valid JSON/);
+    await expect(loadTokenizer(dir)).rejects.toThrow(/tokenizer_config\.json: invalid JSON/);
   });
 });
 

@@ -14,7 +14,7 @@ import {
   type ImageDataset,
   type SplitStats,
 } from '@clip-ts/data';
-import { loadTokenizer, loadTokenizerFiles } from '@clip-ts/encoders';
+import { loadTokenizer, loadTokenizerFiles } from '@clip-ts/encoders/node';
 import type { CliIO } from '../cli.js';
 import { DEMO_SHAPES } from '../support/datasets.js';
 import { markdownTable, num, writeJson } from '../support/format.js';

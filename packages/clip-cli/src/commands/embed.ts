@@ -1,7 +1,8 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname, extname } from 'node:path';
 import type { Command } from 'commander';
-import { describeBackend, initBackend, ValueError, writeSafetensors, type BackendName } from '@clip-ts/core';
+import { describeBackend, initBackend, ValueError, type BackendName } from '@clip-ts/core';
+import { writeSafetensors } from '@clip-ts/core/node';
 import type { CliIO } from '../cli.js';
 import { loadCheckpoint } from '@clip-ts/train';
 import { embedImageFiles, embedTexts, type EmbeddingMatrix } from '../support/embeddings.js';

@@ -3,15 +3,14 @@ import * as tf from '@tensorflow/tfjs-core';
 import {
   describeBackend,
   initBackend,
-  readSafetensors,
   tensorToWritable,
   ValueError,
-  writeSafetensors,
   type BackendName,
   type TensorData,
   type WritableTensor,
 } from '@clip-ts/core';
-import { loadEncoderFromDir } from '@clip-ts/encoders';
+import { readSafetensors, writeSafetensors } from '@clip-ts/core/node';
+import { loadEncoderFromDir } from '@clip-ts/encoders/node';
 import type { CliIO } from '../cli.js';
 import { backendArg } from '../support/options.js';
 

@@ -1,24 +1,22 @@
+import { registerUnsortedSegmentSumCpu, registerUnsortedSegmentSumWasm } from './unsorted-segment-sum.js';
 import { registerWasmKernelOverrides } from './wasm.js';
 
 /**
- * Fills for kernels some backends lack (e.g. wasm has no UnsortedSegmentSum, which the gradient of
- * `gather` — embedding training — needs). Each fill registers only where the backend has no kernel.
- * The same hook also installs replacements for stock kernels that are far too slow (see ./wasm.ts).
+ * Kernels clip-ts adds to a backend once initBackend has set it: fills for kernels a backend lacks
+ * (wasm has no UnsortedSegmentSum, which the gradient of `gather` — embedding training — needs) and
+ * replacements for stock kernels that are far too slow (cpu's UnsortedSegmentSum, wasm's BatchMatMul and
+ * Slice). One static table, so what gets patched is visible in one place and nothing registers by import.
  */
+const KERNELS: Readonly<Record<string, ReadonlyArray<() => void>>> = {
+  wasm: [registerWasmKernelOverrides, registerUnsortedSegmentSumWasm],
+  cpu: [registerUnsortedSegmentSumCpu],
+};
+
 const registered = new Set<string>();
-const fills = new Map<string, Array<() => void>>();
 
-/** Add a fill for `backend`; it runs once, the first time that backend is initialised via initBackend. */
-export function addKernelFill(backend: string, register: () => void): void {
-  const list = fills.get(backend) ?? [];
-  list.push(register);
-  fills.set(backend, list);
-}
-
-export function registerKernelFills(backend: string): void {
+/** Install the kernels for `backend` (tfjs's backend name); later calls for the same backend do nothing. */
+export function registerKernels(backend: string): void {
   if (registered.has(backend)) return;
   registered.add(backend);
-  for (const register of fills.get(backend) ?? []) register();
+  for (const register of KERNELS[backend] ?? []) register();
 }
-
-addKernelFill('wasm', registerWasmKernelOverrides);

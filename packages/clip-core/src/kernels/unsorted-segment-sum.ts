@@ -1,5 +1,4 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { addKernelFill } from './index.js';
 
 /**
  * UnsortedSegmentSum for tfjs-backend-wasm, which (4.22) has none. The gradient of `gather` — i.e. of
@@ -74,6 +73,3 @@ export function registerUnsortedSegmentSumCpu(): void {
   if (tf.getKernel(tf.UnsortedSegmentSum, 'cpu')) tf.unregisterKernel(tf.UnsortedSegmentSum, 'cpu');
   tf.registerKernel({ kernelName: tf.UnsortedSegmentSum, backendName: 'cpu', kernelFunc: unsortedSegmentSumCpu });
 }
-
-addKernelFill('wasm', registerUnsortedSegmentSumWasm);
-addKernelFill('cpu', registerUnsortedSegmentSumCpu);

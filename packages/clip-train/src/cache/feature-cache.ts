@@ -2,7 +2,8 @@ import { createHash } from 'node:crypto';
 import { mkdir, stat } from 'node:fs/promises';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import { readSafetensors, writeSafetensors, type CaptionTokenizer, type CLIPModel, type ImageProcessor } from '@clip-ts/core';
+import { type CaptionTokenizer, type CLIPModel, type ImageProcessor } from '@clip-ts/core';
+import { readSafetensors, writeSafetensors } from '@clip-ts/core/node';
 import { allCaptions, CaptionLoader, type ImageCaptionDataset } from '@clip-ts/data';
 import type { BatchSource, EvalOutputs, TrainTask } from '../trainer/types.js';
 

@@ -1,5 +1,5 @@
 import * as path from 'node:path';
-import { writeFileAtomic } from '@clip-ts/core';
+import { writeFileAtomic } from '@clip-ts/core/node';
 import sharp from 'sharp';
 import * as vega from 'vega';
 import { compile, type TopLevelSpec } from 'vega-lite';

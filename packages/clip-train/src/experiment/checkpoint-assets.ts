@@ -1,18 +1,13 @@
 import { copyFile, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CheckpointError, CLIPModel, ConfigError } from '@clip-ts/core';
-import {
-  loadImageProcessor,
-  preprocessorConfigFor,
-  loadTokenizer,
-  type ClipImageProcessor,
-  type HFTokenizer,
-  type ImageProcessorOptions,
-} from '@clip-ts/encoders';
+import { preprocessorConfigFor, type HFTokenizer, type ImageProcessorOptions } from '@clip-ts/encoders';
+import { loadImageProcessor, loadTokenizer, type ClipImageProcessor } from '@clip-ts/encoders/node';
 import { z } from 'zod';
+import { loadCLIPModel } from '@clip-ts/core/node';
 
 /**
- * A checkpoint directory a user can run on its own: `config.json` + `model.safetensors` (CLIPModel.save),
+ * A checkpoint directory a user can run on its own: `config.json` + `model.safetensors` (saveCLIPModel),
  * plus the text preprocessing (`tokenizer.json`, and `tokenizer_config.json` whose `model_max_length` is
  * the caption length the model was trained with) and the image preprocessing (`preprocessor_config.json`,
  * HF ViTImageProcessor keys).
@@ -34,7 +29,7 @@ export interface CheckpointAssets {
 
 /**
  * Copy the tokenizer and write the preprocessing configs into `dir` (created if needed), next to what
- * `model.save(dir)` writes. Idempotent; call it for every checkpoint directory a run produces.
+ * `saveCLIPModel(model, dir)` writes. Idempotent; call it for every checkpoint directory a run produces.
  */
 export async function saveCheckpointAssets(dir: string, assets: CheckpointAssets): Promise<void> {
   if (!Number.isInteger(assets.maxLength) || assets.maxLength < 2) {
@@ -99,6 +94,6 @@ export async function loadCheckpoint(dir: string, options: { maxLength?: number;
   const tokenizer = await loadTokenizer(dir);
   const imageProcessor = await loadImageProcessor(dir);
   const maxLength = options.maxLength ?? (await readMaxLength(dir));
-  const model = await CLIPModel.load(dir, options.seed === undefined ? {} : { seed: options.seed });
+  const model = await loadCLIPModel(dir, options.seed === undefined ? {} : { seed: options.seed });
   return { dir, model, tokenizer, imageProcessor, maxLength };
 }

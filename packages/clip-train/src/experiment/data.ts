@@ -2,7 +2,7 @@ import { stat } from 'node:fs/promises';
 import * as path from 'node:path';
 import { ClipError, ConfigError, DataError, type CaptionTokenizer, type ImageProcessor } from '@clip-ts/core';
 import { createShapes, loadCaptionCsvSplits, loadFlickr8k, subset, type ImageCaptionDataset } from '@clip-ts/data';
-import { ClipImageProcessor, loadImageProcessor, loadTokenizer, loadTokenizerFiles } from '@clip-ts/encoders';
+import { ClipImageProcessor, loadImageProcessor, loadTokenizer, loadTokenizerFiles } from '@clip-ts/encoders/node';
 import type { ExperimentConfig } from '../config/schema.js';
 
 export interface ExperimentData {

@@ -10,7 +10,7 @@ import {
   type NamedVariable,
   type TextEncoder,
 } from '@clip-ts/core';
-import { loadEncoderFromDir } from '@clip-ts/encoders';
+import { loadEncoderFromDir } from '@clip-ts/encoders/node';
 import type { ExperimentConfig, TowerFreeze } from '../config/schema.js';
 import type { EvalOutputs, TrainTask } from '../trainer/types.js';
 import type { CaptionBatch } from '@clip-ts/data';

@@ -1,7 +1,8 @@
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
-import { CLIPModel, ConfigError, initBackend, Rng, writeFileAtomic, type CaptionTokenizer, type ImageProcessor } from '@clip-ts/core';
-import { ClipImageProcessor } from '@clip-ts/encoders'; // importing also registers the vit / distilbert towers
+import { ConfigError, initBackend, Rng, type CaptionTokenizer, type ImageProcessor } from '@clip-ts/core';
+import { loadCLIPModel, saveCLIPModel, writeFileAtomic } from '@clip-ts/core/node';
+import { ClipImageProcessor } from '@clip-ts/encoders/node'; // importing also registers the vit / distilbert towers
 import { CaptionLoader, type CaptionBatch } from '@clip-ts/data';
 import { cachedFeatureTask, CachedFeatureSource, loadOrComputeFeatures, towerFingerprint, type CachedFeatures, type FeatureBatch } from '../cache/feature-cache.js';
 import {
@@ -93,7 +94,7 @@ export async function runExperiment(input: ExperimentConfig | ExperimentConfigIn
 
   const seeds = new Rng(config.seed ^ 0x7a11);
   const loaderSeed = seeds.nextSeed() >>> 1;
-  const model = resumeFrom ? await CLIPModel.load(resumeFrom, { seed: config.seed }) : await buildModel(config);
+  const model = resumeFrom ? await loadCLIPModel(resumeFrom, { seed: config.seed }) : await buildModel(config);
   const owned: Array<{ dispose(): void }> = [model];
   try {
     const frozen = applyFreeze(model, config.model.freeze);
@@ -158,7 +159,8 @@ export async function runExperiment(input: ExperimentConfig | ExperimentConfigIn
     );
     const run = async <B>(s: { task: TrainTask<B>; train: BatchSource<B>; val: BatchSource<B> }) => {
       const trainer = new Trainer({
-        model,
+        // CLIPModel is browser-safe and has no save(dir); directories are written by @clip-ts/core/node.
+        model: { namedVariables: () => model.namedVariables(), save: (dir: string) => saveCLIPModel(model, dir) },
         task: s.task,
         optimizer,
         callbacks,
@@ -218,7 +220,7 @@ async function testBest(
 ): Promise<Results['test']> {
   const dir = await existingCheckpointDir(bestDir);
   if (!dir) throw new TrainingError(`${bestDir}: no best checkpoint was written (did every epoch fail validation?)`);
-  const best = await CLIPModel.load(dir, { seed: o.seed });
+  const best = await loadCLIPModel(dir, { seed: o.seed });
   try {
     const testLoader = new CaptionLoader(data.test, {
       batchSize: o.evalBatch,

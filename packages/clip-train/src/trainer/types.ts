@@ -37,7 +37,7 @@ export interface TrainTask<B> {
   disposeBatch(batch: B): void;
 }
 
-/** The weights side of a model as the trainer needs it; CLIPModel implements it. */
+/** The weights side of a model as the trainer needs it (for a CLIPModel: its namedVariables + saveCLIPModel). */
 export interface TrainableModel {
   /** Every weight with its checkpoint name (vision_model.*, text_model.*, heads, logit_scale). */
   namedVariables(): NamedVariable[];

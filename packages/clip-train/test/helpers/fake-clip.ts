@@ -5,7 +5,8 @@
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import { Rng, clipLoss, readSafetensors, tensorToWritable, writeSafetensors, type NamedVariable } from '@clip-ts/core';
+import { Rng, clipLoss, tensorToWritable, type NamedVariable } from '@clip-ts/core';
+import { readSafetensors, writeSafetensors } from '@clip-ts/core/node';
 import type { BatchSource, EvalOutputs, TrainTask, TrainableModel } from '../../src/trainer/types.js';
 
 export interface PairBatch {

@@ -5,6 +5,7 @@ import { CLIPModel } from '@clip-ts/core';
 import '@clip-ts/encoders';
 import { saveCheckpointAssets } from '../../src/experiment/checkpoint-assets.js';
 import { TOKENIZER } from './tiny-config.js';
+import { saveCLIPModel } from '@clip-ts/core/node';
 
 /** Config of a tiny random CLIP (16×16 images, the real 30522-word vocabulary, 16-d everything). */
 export const TINY_CLIP_CONFIG = {
@@ -19,7 +20,7 @@ export async function writeTinyCheckpoint(dir?: string, seed = 1): Promise<strin
   const out = dir ?? (await mkdtemp(join(tmpdir(), 'clip-ckpt-')));
   const model = CLIPModel.fromConfig(TINY_CLIP_CONFIG, { seed });
   try {
-    await model.save(out);
+    await saveCLIPModel(model, out);
   } finally {
     model.dispose();
   }
