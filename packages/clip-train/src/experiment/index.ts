@@ -2,4 +2,4 @@ export * from './run.js';
 export * from './results.js';
 export * from './model.js';
 export * from './data.js';
-export * from './retrieval.js';
+export * from './optimizer.js';
