@@ -52,6 +52,12 @@ export interface SplitEvaluation {
  * kept (each image is encoded once) and ranked against every caption of the split. Sums stay on the
  * device until the end: one read per evaluation, none per batch. Returns plain numbers; no tensor escapes.
  */
+export function evaluateCaptionSplit<B>(
+  task: TrainTask<B>,
+  source: BatchSource<B>,
+  options: EvaluateSplitOptions<B> & { retrieval: RetrievalOptions<B> },
+): Promise<Required<SplitEvaluation>>;
+export function evaluateCaptionSplit<B>(task: TrainTask<B>, source: BatchSource<B>, options?: EvaluateSplitOptions<B>): Promise<SplitEvaluation>;
 export async function evaluateCaptionSplit<B>(task: TrainTask<B>, source: BatchSource<B>, options: EvaluateSplitOptions<B> = {}): Promise<SplitEvaluation> {
   const topK = options.topK ?? [1, 5];
   const retrieval = options.retrieval;

@@ -3,3 +3,4 @@ export * from './results.js';
 export * from './model.js';
 export * from './data.js';
 export * from './optimizer.js';
+export { fixedEpoch } from './pipeline.js';
