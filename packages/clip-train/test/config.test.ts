@@ -23,7 +23,7 @@ describe('experiment config', () => {
   });
 
   it('rejects unknown keys, wrong types and out-of-range values, naming every path', () => {
-    const bad = { ...minimal, optim: { lr: -1, nesterov: true }, schedule: { epochs: 'ten' }, model: { ...minimal.model, freeze: { vision: -2 } } };
+    const bad = { ...minimal, optim: { lr: -1, amsgrad: true }, schedule: { epochs: 'ten' }, model: { ...minimal.model, freeze: { vision: -2 } } };
     let err: unknown;
     try {
       parseExperimentConfig(bad, 'exp.yaml');
@@ -34,7 +34,7 @@ describe('experiment config', () => {
     const msg = (err as Error).message;
     expect(msg).toContain('exp.yaml');
     expect(msg).toMatch(/optim\.lr: /);
-    expect(msg).toMatch(/optim: Unrecognized key.*nesterov/);
+    expect(msg).toMatch(/optim: Unrecognized key.*amsgrad/);
     expect(msg).toMatch(/schedule\.epochs: /);
     expect(msg).toMatch(/model\.freeze/);
   });

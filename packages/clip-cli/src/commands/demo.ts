@@ -5,12 +5,11 @@ import type { Command } from 'commander';
 import { ConfigError, parseBackendName, type BackendName } from '@clip-ts/core';
 import { createShapes } from '@clip-ts/data';
 import { toTensors } from '@clip-ts/encoders';
-import { formatResultsTable, loadCheckpoint, runExperiment, type Results } from '@clip-ts/train';
+import { embedClassificationSet, formatResultsTable, loadCheckpoint, restrictClasses, runExperiment, scoreTemplates, type Results, type ZeroShotReport } from '@clip-ts/train';
 import type { CliIO } from '../cli.js';
 import { demoExperimentConfig, DEMO_TEMPLATES, FULL_DEMO, QUICK_DEMO, type DemoSettings } from '../support/demo-config.js';
 import { markdownTable, pct, progress, writeJson, jsonReplacer } from '../support/format.js';
 import { backendArg, positiveInt } from '../support/options.js';
-import { embedClassificationSet, restrictClasses, scoreTemplates, type ZeroShotReport } from '../support/zero-shot-eval.js';
 
 /** Marks a directory as the demo's own, so a rerun may replace it (and never anything else). */
 const MARKER = '.clip-demo';

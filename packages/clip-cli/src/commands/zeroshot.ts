@@ -2,11 +2,10 @@ import type { Command } from 'commander';
 import { describeBackend, initBackend, type BackendName } from '@clip-ts/core';
 import { toTensors } from '@clip-ts/encoders';
 import type { CliIO } from '../cli.js';
-import { loadCheckpoint } from '@clip-ts/train';
+import { embedClassificationSet, loadCheckpoint, scoreTemplates, type ZeroShotReport } from '@clip-ts/train';
 import { buildClassificationDataset } from '../support/datasets.js';
 import { confusionTable, markdownTable, pct, progress, writeJson } from '../support/format.js';
 import { backendArg, classificationDatasetArg, positiveInt, templateArg, type ClassificationDatasetKind } from '../support/options.js';
-import { embedClassificationSet, scoreTemplates, type ZeroShotReport } from '../support/zero-shot-eval.js';
 
 /** The reference's prompt experiment on CIFAR-10: bare class name, "a photo of a …", "a fuzzy photo of a …". */
 export const REFERENCE_TEMPLATES: readonly string[] = ['{}', 'a photo of a {}.', 'a fuzzy photo of a {}.'];
