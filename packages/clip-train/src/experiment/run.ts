@@ -22,6 +22,7 @@ import { TrainingError } from '../trainer/errors.js';
 import { existingCheckpointDir, readRunState, restoreTrainer } from '../trainer/run-state.js';
 import { restoreRngStates, rngStates } from '../trainer/rng-state.js';
 import { saveCheckpointAssets, TOKENIZER_FILE } from './checkpoint-assets.js';
+import { claimRunDir } from './run-dir.js';
 import { evaluateSplit, Trainer } from '../trainer/trainer.js';
 import type { BatchSource, TrainTask } from '../trainer/types.js';
 import { loadExperimentData, loadPreprocessing, type ExperimentData } from './data.js';
@@ -80,7 +81,7 @@ export async function runExperiment(input: ExperimentConfig | ExperimentConfigIn
   } else if ((await existingCheckpointDir(lastDir)) || (await existingCheckpointDir(bestDir))) {
     throw new TrainingError(`${runDir} already holds a run (best/ or last/); pass resume to continue it, or choose another output.runDir`);
   }
-  await fs.mkdir(runDir, { recursive: true });
+  await claimRunDir(runDir, { resume: options.resume });
   if (!resumeFrom) await writeFileAtomic(path.join(runDir, RUN_CONFIG_FILE), `${JSON.stringify(config, null, 2)}\n`);
 
   const pre = options.tokenizer && options.imageProcessor

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import { readSafetensors, writeFileAtomic, writeSafetensors, tensorToWritable } from '@clip-ts/core';
+import { CheckpointError, ClipError, readSafetensors, writeFileAtomic, writeSafetensors, tensorToWritable } from '@clip-ts/core';
 import { z } from 'zod';
 import type { Optimizer } from '../optim/optimizer.js';
 import { TrainingError } from './errors.js';
@@ -54,7 +54,13 @@ export async function replaceDirAtomic(dir: string, fill: (tmp: string) => Promi
     if (hadOld) await fs.rm(old, { recursive: true, force: true });
   } catch (err) {
     await fs.rm(tmp, { recursive: true, force: true }).catch(() => undefined);
-    throw err;
+    // One typed error for every way a checkpoint write fails (disk full in the optimizer state included).
+    if (err instanceof ClipError) throw err;
+    const file = (err as { path?: unknown }).path;
+    throw new CheckpointError(
+      `${dir}: cannot save checkpoint${typeof file === 'string' ? ` (writing ${file})` : ''}: ${(err as Error).message}; the previous checkpoint is intact`,
+      { cause: err },
+    );
   }
 }
 
