@@ -19,7 +19,8 @@ import { CheckpointError, ClipError, ConfigError, formatZodIssues } from './erro
 import { clipLogits, clipLoss, l2Normalize, type ClipLogits } from './loss.js';
 import { ProjectionHead, type ProjectionHeadKind } from './projection-head.js';
 import { Rng } from './rng.js';
-import { readSafetensors, serializeSafetensors, type WritableTensor } from './safetensors.js';
+import { readSafetensors, readSafetensorsHeader, serializeSafetensors, type WritableTensor } from './safetensors.js';
+import { checkClipConfigAgainstWeights, SIZE_BOUNDS } from './size-guard.js';
 import { loadParams } from './state-dict.js';
 
 /**
@@ -41,7 +42,7 @@ const towerConfig = z.looseObject({ model_type: z.string().min(1) });
 /** config.json of a checkpoint (HF VisionTextDualEncoder layout). */
 export const CLIPModelConfigSchema = z.looseObject({
   model_type: z.literal(MODEL_TYPE),
-  projection_dim: z.number().int().positive(),
+  projection_dim: z.number().int().positive().max(SIZE_BOUNDS.width),
   projection_head: z.enum(['linear', 'mlp']).default('linear'),
   head_dropout: z.number().min(0).lt(1).default(0.1),
   logit_scale_init_value: z.number().finite().default(DEFAULT_LOGIT_SCALE_INIT),
@@ -328,6 +329,8 @@ export class CLIPModel {
     } catch (err) {
       throw new ConfigError(`${configPath}: cannot parse: ${(err as Error).message}`, { cause: err });
     }
+    // config.json is untrusted: its sizes must match the weights' header before any tower is built.
+    checkClipConfigAgainstWeights(json, (await readSafetensorsHeader(weightsPath)).tensors, { source: configPath, weightsSource: weightsPath, prefixes: PREFIX });
     const model = CLIPModel.fromConfig(json, { ...options, source: configPath });
     try {
       const { tensors } = await readSafetensors(weightsPath);

@@ -3,6 +3,7 @@ import * as path from 'node:path';
 import { z } from 'zod';
 import {
   CheckpointError,
+  checkTowerConfigAgainstWeights,
   ConfigError,
   formatZodIssues,
   readSafetensors,
@@ -11,6 +12,7 @@ import {
 } from '@clip-ts/core';
 import { DistilBertModel, parseDistilBertConfig, type DistilBertConfig } from './distilbert.js';
 import { parseViTConfig, ViTModel, type ViTConfig } from './vit.js';
+import './tower-sizes.js'; // registers the size checks this loader runs
 
 /**
  * Load a Hugging Face checkpoint directory (config.json + model.safetensors, or a sharded
@@ -126,6 +128,8 @@ export async function loadEncoderFromDir(dir: string, options: LoadEncoderOption
     // An un-prefixed duplicate would be ambiguous; the prefixed (tower) key wins.
     if (!weights.has(name) || name !== key) weights.set(name, t);
   }
+  // config.json is untrusted: its sizes must match the weights before the tower is built.
+  checkTowerConfigAgainstWeights(base as EncoderConfig, weights, { source: configFile, weightsSource: source });
   const opts = { seed: options.seed, initialize: false };
   if (textConfig) {
     const encoder = withWeights(new DistilBertModel(textConfig, opts), weights, source);

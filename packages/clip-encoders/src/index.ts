@@ -2,6 +2,7 @@ export {};
 // Towers (importing this package registers model_type vit / distilbert with the core registry).
 export * from './vit.js';
 export * from './distilbert.js';
+export { vitWeightSpec, distilBertWeightSpec } from './tower-sizes.js';
 export * from './attention.js';
 export * from './hf-load.js';
 export { normalInit, truncNormalInit } from './init.js';
