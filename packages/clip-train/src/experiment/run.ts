@@ -78,8 +78,10 @@ export async function runExperiment(input: ExperimentConfig | ExperimentConfigIn
     if (!resumeFrom) throw new TrainingError(`cannot resume: ${runDir} has no last/ checkpoint (nothing to resume; start a new run instead)`);
     await readRunState(resumeFrom); // fails early, with the reason, on a directory without trainer state
     await checkResumeCompatible(runDir, config);
-  } else if ((await existingCheckpointDir(lastDir)) || (await existingCheckpointDir(bestDir))) {
-    throw new TrainingError(`${runDir} already holds a run (best/ or last/); pass resume to continue it, or choose another output.runDir`);
+  } else if (await existingCheckpointDir(lastDir)) {
+    // A best/ without last/ is a run killed before its first resumable checkpoint: claimRunDir lets a new
+    // run replace it in a directory this tool marked, and refuses it anywhere else.
+    throw new TrainingError(`${runDir} already holds a run (last/); pass resume to continue it, or choose another output.runDir`);
   }
   await claimRunDir(runDir, { resume: options.resume });
   if (!resumeFrom) await writeFileAtomic(path.join(runDir, RUN_CONFIG_FILE), `${JSON.stringify(config, null, 2)}\n`);

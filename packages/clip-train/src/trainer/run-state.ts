@@ -47,11 +47,14 @@ export async function replaceDirAtomic(dir: string, fill: (tmp: string) => Promi
   try {
     await fs.mkdir(tmp);
     await fill(tmp);
-    await fs.rm(old, { recursive: true, force: true });
-    const hadOld = await exists(dir);
-    if (hadOld) await fs.rename(dir, old);
+    // With no `dir` (a crash left only `dir.old`), that .old is the only complete copy: it goes only
+    // after the new directory is in place.
+    if (await exists(dir)) {
+      await fs.rm(old, { recursive: true, force: true });
+      await fs.rename(dir, old);
+    }
     await fs.rename(tmp, dir);
-    if (hadOld) await fs.rm(old, { recursive: true, force: true });
+    await fs.rm(old, { recursive: true, force: true });
   } catch (err) {
     await fs.rm(tmp, { recursive: true, force: true }).catch(() => undefined);
     // One typed error for every way a checkpoint write fails (disk full in the optimizer state included).
