@@ -23,7 +23,7 @@ describe('caption files are not changed silently (issue 15, item 8)', () => {
   it('bytes that are not UTF-8: a warning naming the file and lines; invalidUtf8 "error" refuses the file', async () => {
     const { captions } = await writeFlickr(dir);
     const file = path.join(dir, 'captions.txt');
-    const [name] = [...captions.keys()];
+    const name = [...captions.keys()][0] as string;
     // Latin-1 "café" (0xE9 alone is not UTF-8) on lines 3 and 5.
     patchLine(file, 3, Buffer.concat([Buffer.from(`${name},a caf`), Buffer.from([0xe9]), Buffer.from(' dog')]));
     patchLine(file, 5, Buffer.concat([Buffer.from(`${name},na`), Buffer.from([0xef, 0xbe]), Buffer.from('ve')]));
@@ -47,7 +47,7 @@ describe('caption files are not changed silently (issue 15, item 8)', () => {
   it('a huge single caption line is refused at once with the file and line, also in a caption CSV', async () => {
     const { captions } = await writeFlickr(dir);
     const file = path.join(dir, 'captions.txt');
-    const [name] = [...captions.keys()];
+    const name = [...captions.keys()][0] as string;
     patchLine(file, 4, Buffer.from(`${name},${'x'.repeat(10 * 1024 * 1024)}`));
     expect(() => loadFlickr8k(dir, { onWarning: () => undefined })).toThrow(DataError);
     expect(() => loadFlickr8k(dir, { onWarning: () => undefined })).toThrow(new RegExp(`captions\\.txt:4: line is \\d+ bytes long, over the limit of ${MAX_LINE_BYTES}`));
