@@ -9,6 +9,7 @@ export * from './clip-vision.js';
 export * from './clip-text.js';
 export * from './clip-hf.js';
 export * from './clip-tokenizer.js';
+export { vitWeightSpec, distilBertWeightSpec } from './tower-sizes.js';
 export * from './attention.js';
 export * from './hf-load.js';
 export { normalInit, truncNormalInit } from './init.js';

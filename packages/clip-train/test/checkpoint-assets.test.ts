@@ -54,4 +54,19 @@ describe('checkpoint assets', () => {
     await expect(saveCheckpointAssets(join(dir, 'd'), { tokenizerFile: TOKENIZER, maxLength: 1, imageProcessor: {} })).rejects.toThrow(ConfigError);
     await expect(saveCheckpointAssets(join(dir, 'd'), { tokenizerFile: join(dir, 'nope.json'), maxLength: 8, imageProcessor: {} })).rejects.toThrow(/cannot write checkpoint assets/);
   });
+
+  it('a checkpoint directory that is not there says so (issue 15, item 7), and points at the .old a crash left', async () => {
+    const missing = join(dir, 'no', 'such', 'dir');
+    const err = await loadCheckpoint(missing).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(CheckpointError);
+    expect((err as Error).message).toBe(`${missing}: checkpoint directory does not exist (only local directories are read here: download a Hub checkpoint first)`);
+    await expect(loadCheckpoint('openai/clip-vit-base-patch32')).rejects.toThrow(/does not exist/);
+    // A crash between moving best/ aside and renaming the new one in leaves only best.old.
+    const run = join(dir, 'crashed');
+    await writeTinyCheckpoint(join(run, 'best.old'));
+    const e2 = await loadCheckpoint(join(run, 'best')).catch((e: unknown) => e);
+    expect(e2).toBeInstanceOf(CheckpointError);
+    expect((e2 as Error).message).toMatch(/best: does not exist; a save was interrupted and left .*best\.old/);
+    expect((e2 as Error).message).not.toMatch(/tokenizer/);
+  });
 });

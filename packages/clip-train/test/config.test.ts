@@ -74,4 +74,11 @@ describe('experiment config', () => {
     if (process.env.CLIP_UPDATE_SCHEMA === '1') writeFileSync(file, generated);
     expect(readFileSync(file, 'utf8')).toBe(generated);
   });
+
+  it('maxLength below what the tokenizer needs fails in the schema, naming the key (issue 15, item 9)', () => {
+    const bad = { ...minimal, data: { ...minimal.data, maxLength: 2 } };
+    expect(() => parseExperimentConfig(bad, 'run.yaml')).toThrow(ConfigError);
+    expect(() => parseExperimentConfig(bad, 'run.yaml')).toThrow(/run\.yaml[\s\S]*data\.maxLength: must be ≥ 3/);
+    expect(parseExperimentConfig({ ...minimal, data: { ...minimal.data, maxLength: 3 } }).data.maxLength).toBe(3);
+  });
 });

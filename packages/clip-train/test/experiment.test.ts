@@ -29,7 +29,7 @@ describe('runExperiment', () => {
     const before = tf.memory().numTensors;
     const r = await runExperiment(tinyConfig(runDir), { io });
     expect(tf.memory().numTensors).toBe(before);
-    expect((await fs.readdir(runDir)).sort()).toEqual(['best', 'config.json', 'history.csv', 'history.jsonl', 'last', 'loss.png', 'loss.svg', 'results.json']);
+    expect((await fs.readdir(runDir)).sort()).toEqual(['.clip-run', 'best', 'config.json', 'history.csv', 'history.jsonl', 'last', 'loss.png', 'loss.svg', 'results.json']);
     expect(r.epochs).toBe(2);
     expect(r.history).toHaveLength(2);
     expect(r.history[1]!.loss).toBeLessThan(r.history[0]!.loss!);

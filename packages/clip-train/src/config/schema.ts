@@ -64,7 +64,8 @@ export const DataConfigSchema = z.strictObject({
   /** tokenizer.json, or a directory holding it (with tokenizer_config.json). */
   tokenizer: z.string().min(1),
   /** Captions are tokenised, truncated and padded to this many tokens (reference: 40). */
-  maxLength: z.number().int().min(2).max(512).default(40),
+  // 3: the tokenizer's [CLS] and [SEP] plus at least one caption token (what the tokenizer itself checks).
+  maxLength: z.number().int().min(3, 'must be ≥ 3: [CLS] + [SEP] + at least one token').max(512).default(40),
   batchSize: positiveInt.default(32),
   /** Batch size of validation/test passes (in-batch top-k is out of this many). Default: batchSize. */
   evalBatchSize: positiveInt.optional(),

@@ -1,4 +1,4 @@
-import { copyFile, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CheckpointError, CLIPModel, ConfigError } from '@clip-ts/core';
 import { preprocessorConfigFor, type HFTokenizer, type ImageProcessorOptions } from '@clip-ts/encoders';
@@ -45,6 +45,29 @@ export async function saveCheckpointAssets(dir: string, assets: CheckpointAssets
   }
 }
 
+/**
+ * A missing directory is named as such before any file inside it is looked for (otherwise the first missing
+ * file — tokenizer.json — would be blamed), with the `.old` copy a crash mid-save leaves pointed out.
+ */
+async function checkCheckpointDirExists(dir: string): Promise<void> {
+  const kind = await stat(dir).then(
+    (s) => (s.isDirectory() ? 'dir' : 'file'),
+    () => 'none',
+  );
+  if (kind === 'dir') return;
+  if (kind === 'file') throw new CheckpointError(`${dir}: is a file, not a checkpoint directory`);
+  const old = `${dir.replace(/[\\/]+$/, '')}.old`;
+  const hasOld = await stat(old).then(
+    (s) => s.isDirectory(),
+    () => false,
+  );
+  throw new CheckpointError(
+    hasOld
+      ? `${dir}: does not exist; a save was interrupted and left ${old}, the previous complete checkpoint: use --checkpoint ${old} (or rename it to ${dir})`
+      : `${dir}: checkpoint directory does not exist (only local directories are read here: download a Hub checkpoint first)`,
+  );
+}
+
 export interface LoadedCheckpoint {
   dir: string;
   /** The caller owns the model and disposes it. */
@@ -83,6 +106,7 @@ async function readMaxLength(dir: string): Promise<number> {
  * with CLIP mean/std (the reference's preprocessing).
  */
 export async function loadCheckpoint(dir: string, options: { maxLength?: number; seed?: number } = {}): Promise<LoadedCheckpoint> {
+  await checkCheckpointDirExists(dir);
   try {
     await readFile(join(dir, TOKENIZER_FILE), { flag: 'r' }).then(() => undefined);
   } catch (err) {

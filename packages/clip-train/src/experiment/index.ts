@@ -4,3 +4,4 @@ export * from './model.js';
 export * from './data.js';
 export * from './optimizer.js';
 export { fixedEpoch } from './pipeline.js';
+export * from './run-dir.js';

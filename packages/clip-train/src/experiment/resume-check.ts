@@ -6,6 +6,7 @@ import type { ExperimentConfig } from '../config/schema.js';
 import { TrainingError } from '../trainer/errors.js';
 import { existingCheckpointDir, readRunState } from '../trainer/run-state.js';
 import { RUN_CONFIG_FILE } from './files.js';
+import { claimRunDir } from './run-dir.js';
 import type { RunContext } from './setup.js';
 
 /** Keys whose change makes a checkpoint unusable for resuming (what was trained, on what, how). */
@@ -17,17 +18,19 @@ const RESUME_KEYS = ['seed', 'model', 'data', 'optim'] as const;
  * resume from, or undefined for a new run.
  */
 export async function checkResume(run: RunContext, resume: boolean | undefined): Promise<string | undefined> {
-  const { runDir, lastDir, bestDir, config } = run;
+  const { runDir, lastDir, config } = run;
   let resumeFrom: string | undefined;
   if (resume) {
     resumeFrom = await existingCheckpointDir(lastDir);
     if (!resumeFrom) throw new TrainingError(`cannot resume: ${runDir} has no last/ checkpoint (nothing to resume; start a new run instead)`);
     await readRunState(resumeFrom); // fails early, with the reason, on a directory without trainer state
     await checkResumeCompatible(runDir, config);
-  } else if ((await existingCheckpointDir(lastDir)) || (await existingCheckpointDir(bestDir))) {
-    throw new TrainingError(`${runDir} already holds a run (best/ or last/); pass resume to continue it, or choose another output.runDir`);
+  } else if (await existingCheckpointDir(lastDir)) {
+    // A best/ without last/ is a run killed before its first resumable checkpoint: claimRunDir lets a new
+    // run replace it in a directory this tool marked, and refuses it anywhere else.
+    throw new TrainingError(`${runDir} already holds a run (last/); pass resume to continue it, or choose another output.runDir`);
   }
-  await fs.mkdir(runDir, { recursive: true });
+  await claimRunDir(runDir, { resume });
   if (!resumeFrom) await writeFileAtomic(path.join(runDir, RUN_CONFIG_FILE), `${JSON.stringify(config, null, 2)}\n`);
   return resumeFrom;
 }
