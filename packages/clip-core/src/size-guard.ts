@@ -73,7 +73,7 @@ export function checkTowerConfigAgainstWeights(
 
 /**
  * CLIPModel.load's check: both tower configs (`vision_config`, `text_config`) against their prefixed weights,
- * and `projection_dim` (bounded, and equal to the heads' LayerNorm size) — all before anything is built.
+ * and `projection_dim` (bounded, and equal to the heads' output size) — all before anything is built.
  * A config that is not an object is left to the schema (it fails there with its own message).
  */
 export function checkClipConfigAgainstWeights(
@@ -92,8 +92,13 @@ export function checkClipConfigAgainstWeights(
   const p = c.projection_dim;
   // An invalid value is the schema's to report (CLIPModel.fromConfig), with the other keys' problems.
   if (typeof p !== 'number' || !Number.isInteger(p) || p < 1 || p > SIZE_BOUNDS.width) return;
+  // Every head kind has one weight whose first dimension is projection_dim: HF's bias-free head is the
+  // Linear itself ([proj, in]); the others end in a LayerNorm ([proj]).
+  const weight = c.projection_head === 'linear-no-bias' ? 'weight' : 'layer_norm.weight';
   for (const prefix of [o.prefixes.visualProjection, o.prefixes.textProjection]) {
-    checkWeight(weights, { name: `${prefix}layer_norm.weight`, shape: [p], keys: ['projection_dim'] }, o);
+    const found = weights.get(`${prefix}${weight}`);
+    const shape = weight === 'weight' && found && found.shape.length === 2 ? [p, found.shape[1] as number] : [p];
+    checkWeight(weights, { name: `${prefix}${weight}`, shape, keys: ['projection_dim'] }, o);
   }
 }
 
