@@ -98,6 +98,8 @@ export class CLIP {
    * http(s) URL base; browser: a URL base or a Hub id. The returned object owns the model.
    */
   static async fromPretrained(source: string, options: CLIPLoadOptions = {}): Promise<CLIP> {
+    // Without initBackend, tfjs picks its best registered backend; wasm needs this await before first use.
+    await tf.ready();
     const files = await platform.open(source, options);
     const parts = await loadCLIPParts(files, options.seed === undefined ? {} : { seed: options.seed });
     try {
