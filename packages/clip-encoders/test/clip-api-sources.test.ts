@@ -5,11 +5,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CheckpointError, CLIPModel, initBackend } from '@clip-ts/core';
+import { CheckpointError, CLIPModel, ConfigError, DataError, initBackend } from '@clip-ts/core';
 import { loadCLIPModel, saveCLIPModel } from '@clip-ts/core/node';
-import { CLIP, DEFAULT_MAX_LENGTH, preprocessorConfigFor, toPixelTensor, toTensors } from '@clip-ts/encoders';
-import { HubError, TokenizerError, loadImageProcessor, loadTokenizer } from '@clip-ts/encoders/node';
+import { CLIP, DEFAULT_MAX_LENGTH, HubError, preprocessorConfigFor, TokenizerError, toPixelTensor, toTensors } from '@clip-ts/encoders';
+import { loadImageProcessor, loadTokenizer } from '@clip-ts/encoders/node';
 import { fixtureDir } from './helpers.js';
+import { platform as browser } from '../src/platform/browser.js';
+import { loadCLIPParts } from '../src/clip-checkpoint.js';
 
 /**
  * Where CLIP.fromPretrained reads from (dir, Hub id, URL base) and what (HF CLIP repos, clip-ts
@@ -184,5 +186,20 @@ describe('CLIP.fromPretrained sources', () => {
     await rm(join(noWeights, 'model.safetensors'));
     await expect(CLIP.fromPretrained(noWeights)).rejects.toThrow(CheckpointError);
     expect(tf.memory().numTensors).toBe(before);
+  });
+
+  it('the browser platform fetches a Hub id from its resolve URLs, and refuses encoded images with a message', async () => {
+    const files = await browser.open('test/clip-tiny', { endpoint: base });
+    expect(files.name).toBe(`${base}/test/clip-tiny/resolve/main/`);
+    const parts = await loadCLIPParts(files);
+    try {
+      expect([parts.kind, parts.tokenizer.maxLength, parts.imageProcessor.shortestEdge]).toEqual(['clip', 77, 30]);
+    } finally {
+      parts.model.dispose();
+    }
+    const processor = browser.imageProcessor({});
+    await expect(processor.processFile('cat.jpg')).rejects.toThrow(DataError);
+    await expect(processor.processBuffer(new Uint8Array(4), 'image 0')).rejects.toThrow(/pass decoded pixels/);
+    await expect(browser.open('not an id', {})).rejects.toThrow(ConfigError);
   });
 });
