@@ -50,3 +50,14 @@ it('docs/pretrained.md example runs', async () => {
     log.mockRestore();
   }
 });
+
+it("README's three-line example is the start of docs/pretrained.md's (which runs above)", async () => {
+  const block = async (file: string): Promise<string> => {
+    const m = /```ts\n([\s\S]*?)```/.exec(await readFile(join(repo, file), 'utf8'));
+    return m?.[1] ?? '';
+  };
+  const code = (text: string): string[] => text.split('\n').map((l) => l.replace(/\s*\/\/.*$/, '').trim()).filter((l) => l !== '');
+  const readme = code(await block('README.md'));
+  expect(readme).toHaveLength(3);
+  expect(code(await block('docs/pretrained.md')).slice(0, 3)).toEqual(readme);
+});
