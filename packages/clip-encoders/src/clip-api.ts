@@ -1,8 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import {
-  DataError,
   DEFAULT_TEMPLATES,
-  ShapeError,
   ValueError,
   ZeroShotClassifier,
   type CLIPModel,
@@ -11,6 +9,7 @@ import {
 import { platform } from '#clip-platform';
 import { loadCLIPParts, type CLIPCheckpointKind, type CLIPLoadOptions } from './clip-checkpoint.js';
 import type { CLIPTokenizer } from './clip-tokenizer.js';
+import { batchSize, eachPixelBatch, imageRows, type BatchOptions, type CLIPImage } from './clip-images.js';
 import { Embeddings, topKByDot, type SearchHit } from './embeddings.js';
 import type { ImageProcessorOptions } from './image-processor.js';
 import type { CLIPImageProcessor } from './platform/types.js';
@@ -22,28 +21,7 @@ import { toTensors } from './tokenizer.js';
  * image processor. docs/pretrained.md is the user's guide; its code runs in a test.
  */
 
-/** Decoded pixels: interleaved uint8 RGB, RGBA or gray, row-major (a browser ImageData fits). */
-export interface RgbPixels {
-  data: Uint8Array | Uint8ClampedArray;
-  width: number;
-  height: number;
-  /** Default: data.length / (width · height). */
-  channels?: 1 | 3 | 4;
-}
 
-/**
- * An image for CLIP: a file path or encoded bytes (decoded by the platform: sharp in Node), decoded
- * pixels, or a float32 tensor of processed pixel values [3, H, W] / [N, 3, H, W] at the processor's size
- * (borrowed, not disposed).
- */
-export type CLIPImage = string | Uint8Array | ArrayBuffer | RgbPixels | tf.Tensor3D | tf.Tensor4D;
-
-export interface BatchOptions {
-  /** Inputs per forward pass. Default 32. */
-  batchSize?: number;
-  /** Called after each batch with the inputs done so far and the total. */
-  onProgress?: (done: number, total: number) => void;
-}
 
 export interface ClassifierOptions {
   /** Prompt templates with `{}` for the label; several are ensembled. Default ['a photo of a {}.']. */
@@ -64,10 +42,6 @@ export interface CLIPParts {
   source?: string;
 }
 
-/** One image row to process: an input that needs processing, or row `index` of a tensor the caller passed. */
-type Row = { input: Exclude<CLIPImage, tf.Tensor>; label: string } | { tensor: tf.Tensor3D | tf.Tensor4D; index: number };
-
-const DEFAULT_BATCH = 32;
 
 export class CLIP {
   /** The model; owned by this object. */
@@ -125,9 +99,9 @@ export class CLIP {
   async embedImages(images: readonly CLIPImage[], options: BatchOptions = {}): Promise<Embeddings> {
     this.live();
     const dim = this.model.projectionDim;
-    const rows = this.rows(images);
+    const rows = imageRows(images, this.imageProcessor);
     const data = new Float32Array(rows.length * dim);
-    await this.eachPixelBatch(rows, options, async (pixels, start) => {
+    await eachPixelBatch(rows, this.imageProcessor, options, async (pixels, start) => {
       const emb = this.model.encodeImages(pixels);
       try {
         data.set(await emb.data(), start * dim);
@@ -143,7 +117,7 @@ export class CLIP {
     this.live();
     const parts: tf.Tensor2D[] = [];
     try {
-      await this.eachPixelBatch(this.rows(images), options, (pixels) => {
+      await eachPixelBatch(imageRows(images, this.imageProcessor), this.imageProcessor, options, (pixels) => {
         parts.push(this.model.encodeImages(pixels));
         return Promise.resolve();
       });
@@ -204,7 +178,7 @@ export class CLIP {
    */
   async zeroShot(images: readonly CLIPImage[], labels: readonly string[] | ZeroShotClassifier, options: ZeroShotOptions = {}): Promise<ZeroShotPrediction[]> {
     this.live();
-    const rows = this.rows(images);
+    const rows = imageRows(images, this.imageProcessor);
     let owned: ZeroShotClassifier | undefined;
     let clf: ZeroShotClassifier;
     if (labels instanceof ZeroShotClassifier) {
@@ -217,7 +191,7 @@ export class CLIP {
     try {
       const k = options.topK ?? clf.classNames.length;
       const out: ZeroShotPrediction[] = [];
-      await this.eachPixelBatch(rows, options, async (pixels) => {
+      await eachPixelBatch(rows, this.imageProcessor, options, async (pixels) => {
         out.push(...(await clf.classify(pixels, k)));
       });
       return out;
@@ -261,68 +235,8 @@ export class CLIP {
     if (this.disposed) throw new ValueError(`CLIP (${this.source}): used after dispose()`);
   }
 
-  /** Validate every input before any work, expanding batched tensors into rows. */
-  private rows(images: readonly CLIPImage[]): Row[] {
-    if (!Array.isArray(images)) throw new ValueError('CLIP: images must be an array');
-    if (images.length === 0) throw new ValueError('CLIP: no images');
-    const { height: H, width: W } = this.imageProcessor;
-    const rows: Row[] = [];
-    images.forEach((input, i) => {
-      if (input instanceof tf.Tensor) {
-        const [c, h, w] = input.rank === 4 ? input.shape.slice(1) : input.shape;
-        if ((input.rank !== 3 && input.rank !== 4) || c !== 3 || h !== H || w !== W || input.dtype !== 'float32') {
-          throw new ShapeError(`image ${i}: a tensor must be float32 [3, ${H}, ${W}] or [N, 3, ${H}, ${W}] processed pixel values, got ${input.dtype} [${input.shape.join(', ')}]`);
-        }
-        const n = input.rank === 4 ? (input.shape[0] as number) : 1;
-        for (let j = 0; j < n; j++) rows.push({ tensor: input, index: j });
-      } else if (typeof input === 'string') {
-        rows.push({ input, label: input });
-      } else if (input instanceof Uint8Array || input instanceof ArrayBuffer || isPixels(input)) {
-        rows.push({ input, label: `image ${i}` });
-      } else {
-        throw new ValueError(`image ${i}: expected a path, encoded bytes, decoded pixels { data, width, height } or a tensor`);
-      }
-    });
-    return rows;
-  }
 
-  private async process(row: Exclude<Row, { tensor: unknown }>): Promise<Float32Array> {
-    const { input, label } = row;
-    if (typeof input === 'string') return this.imageProcessor.processFile(input);
-    if (input instanceof Uint8Array) return this.imageProcessor.processBuffer(input, label);
-    if (input instanceof ArrayBuffer) return this.imageProcessor.processBuffer(new Uint8Array(input), label);
-    const { data, width, height } = input;
-    const channels = input.channels ?? data.length / (width * height);
-    if (channels !== 1 && channels !== 3 && channels !== 4) {
-      throw new DataError(`${label}: ${data.length} bytes for ${width}×${height} is not 1, 3 or 4 channels`);
-    }
-    const bytes = data instanceof Uint8Array ? data : new Uint8Array(data.buffer, data.byteOffset, data.length);
-    return this.imageProcessor.processRawSync(bytes, width, height, channels, label);
-  }
 
-  /** Pixel tensors [≤ batchSize, 3, H, W] of consecutive rows; each is disposed after `fn`. */
-  private async eachPixelBatch(rows: readonly Row[], options: BatchOptions, fn: (pixels: tf.Tensor4D, start: number) => Promise<void>): Promise<void> {
-    const size = batchSize(options);
-    const { height: H, width: W } = this.imageProcessor;
-    for (let start = 0; start < rows.length; start += size) {
-      const chunk = rows.slice(start, start + size);
-      const processed = await Promise.all(chunk.map((r) => ('tensor' in r ? undefined : this.process(r))));
-      const pixels = tf.tidy(() =>
-        tf.stack(
-          chunk.map((r, i) => {
-            if (!('tensor' in r)) return tf.tensor3d(processed[i] as Float32Array, [3, H, W]);
-            return r.tensor.rank === 3 ? r.tensor : tf.reshape(tf.slice(r.tensor, [r.index, 0, 0, 0], [1, 3, H, W]), [3, H, W]);
-          }),
-        ),
-      ) as tf.Tensor4D;
-      try {
-        await fn(pixels, start);
-      } finally {
-        pixels.dispose();
-      }
-      options.onProgress?.(start + chunk.length, rows.length);
-    }
-  }
 
   /** Normalised text embeddings of consecutive texts; each is disposed after `fn`. */
   private async eachTextBatch(texts: readonly string[], options: BatchOptions, fn: (emb: tf.Tensor2D, start: number) => Promise<void>): Promise<void> {
@@ -347,14 +261,4 @@ export class CLIP {
   }
 }
 
-function isPixels(x: unknown): x is RgbPixels {
-  if (typeof x !== 'object' || x === null) return false;
-  const p = x as Partial<RgbPixels>;
-  return (p.data instanceof Uint8Array || p.data instanceof Uint8ClampedArray) && Number.isInteger(p.width) && Number.isInteger(p.height);
-}
 
-function batchSize(options: BatchOptions): number {
-  const size = options.batchSize ?? DEFAULT_BATCH;
-  if (!Number.isSafeInteger(size) || size < 1) throw new ValueError(`CLIP: batchSize must be a positive integer, got ${size}`);
-  return size;
-}

@@ -19,7 +19,7 @@ async function kindOf(p: string): Promise<'dir' | 'file' | 'none'> {
   }
 }
 
-/** A Hub id is `name` or `org/name`; anything else (./x, /x, a/b/c, C:\x) can only be a path. */
+/** A Hub id is `name` or `org/name` (hub.ts's rule); anything else (./x, /x, a/b/c, C:\x) can only be a path. */
 const HUB_ID = /^[A-Za-z0-9][\w.-]*(\/[\w.-]+)?$/;
 
 function dirFiles(dir: string): CheckpointFiles {
