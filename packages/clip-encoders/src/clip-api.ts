@@ -28,7 +28,7 @@ export interface ClassifierOptions {
   templates?: readonly string[];
 }
 
-export interface ZeroShotOptions extends BatchOptions, ClassifierOptions {
+export interface CLIPZeroShotOptions extends BatchOptions, ClassifierOptions {
   /** Labels returned per image, best first. Default: all. */
   topK?: number;
 }
@@ -176,7 +176,7 @@ export class CLIP {
    * `labels` may be a classifier from `classifier()` (its templates then apply; passing `templates` too is
    * a ValueError).
    */
-  async zeroShot(images: readonly CLIPImage[], labels: readonly string[] | ZeroShotClassifier, options: ZeroShotOptions = {}): Promise<ZeroShotPrediction[]> {
+  async zeroShot(images: readonly CLIPImage[], labels: readonly string[] | ZeroShotClassifier, options: CLIPZeroShotOptions = {}): Promise<ZeroShotPrediction[]> {
     this.live();
     const rows = imageRows(images, this.imageProcessor);
     let owned: ZeroShotClassifier | undefined;
