@@ -21,8 +21,6 @@ import { toTensors } from './tokenizer.js';
  * image processor. docs/pretrained.md is the user's guide; its code runs in a test.
  */
 
-
-
 export interface ClassifierOptions {
   /** Prompt templates with `{}` for the label; several are ensembled. Default ['a photo of a {}.']. */
   templates?: readonly string[];
@@ -41,7 +39,6 @@ export interface CLIPParts {
   kind?: CLIPCheckpointKind;
   source?: string;
 }
-
 
 export class CLIP {
   /** The model; owned by this object. */
@@ -235,9 +232,6 @@ export class CLIP {
     if (this.disposed) throw new ValueError(`CLIP (${this.source}): used after dispose()`);
   }
 
-
-
-
   /** Normalised text embeddings of consecutive texts; each is disposed after `fn`. */
   private async eachTextBatch(texts: readonly string[], options: BatchOptions, fn: (emb: tf.Tensor2D, start: number) => Promise<void>): Promise<void> {
     if (!Array.isArray(texts)) throw new ValueError('CLIP: texts must be an array of strings');
@@ -260,5 +254,4 @@ export class CLIP {
     }
   }
 }
-
 

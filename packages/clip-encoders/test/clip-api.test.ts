@@ -4,7 +4,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DataError, initBackend, ShapeError, ValueError, type TensorData } from '@clip-ts/core';
 import { CLIP, Embeddings } from '@clip-ts/encoders';
-import { ClipImageProcessor } from '@clip-ts/encoders/node';
+import { ClipImageProcessor, loadCLIPTokenizer, loadHFCLIPModel } from '@clip-ts/encoders/node';
 import { BACKENDS, fixtureDir, readIO } from './helpers.js';
 
 /**
@@ -195,4 +195,18 @@ it('a disposed CLIP refuses every call; classifiers of another CLIP are refused'
   expect(() => a.classifier(['cat'])).toThrow(ValueError);
   await expect(a.zeroShot(IMAGES, ['cat'])).rejects.toThrow(ValueError);
   await expect(a.similarity(IMAGES, ['cat'])).rejects.toThrow(ValueError);
+});
+
+it('fromParts wraps parts loaded by hand, and owns the model from then on', async () => {
+  await initBackend('cpu');
+  const fromDir = await CLIP.fromPretrained(DIR);
+  const want = await fromDir.embedTexts(['a photo of a cat.']);
+  fromDir.dispose();
+  const model = await loadHFCLIPModel(DIR);
+  const clip = CLIP.fromParts({ model, tokenizer: await loadCLIPTokenizer(DIR), imageProcessor: { height: 30, width: 30, shortestEdge: 30, resample: 'bicubic' } });
+  expect(Array.from((await clip.embedTexts(['a photo of a cat.'])).data)).toEqual(Array.from(want.data));
+  const before = tf.memory().numTensors;
+  clip.dispose();
+  expect(tf.memory().numTensors).toBeLessThan(before);
+  expect(() => model.logitScale.dataSync()).toThrow(); // freed with the CLIP object
 });
