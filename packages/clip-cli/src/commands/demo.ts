@@ -3,8 +3,8 @@ import { join } from 'node:path';
 import type { Command } from 'commander';
 import { ConfigError, parseBackendName, type BackendName } from '@clip-ts/core';
 import { createShapes } from '@clip-ts/data';
-import { toTensors } from '@clip-ts/encoders';
-import { embedClassificationSet, formatResultsTable, loadCheckpoint, resetRunDir, restrictClasses, runExperiment, scoreTemplates, type Results, type ZeroShotReport } from '@clip-ts/train';
+import { CLIP, toTensors } from '@clip-ts/encoders';
+import { embedClassificationSet, formatResultsTable, resetRunDir, restrictClasses, runExperiment, scoreTemplates, type Results, type ZeroShotReport } from '@clip-ts/train';
 import type { CliIO } from '../cli.js';
 import { demoExperimentConfig, DEMO_TEMPLATES, FULL_DEMO, QUICK_DEMO, type DemoSettings } from '../support/demo-config.js';
 import { markdownTable, pct, progress, writeJson, jsonReplacer } from '../support/format.js';
@@ -62,7 +62,7 @@ export async function runDemo(opts: DemoOptions, io: CliIO): Promise<DemoResult>
 
   progress(io, 'zero-shot: embedding held-out and seen combinations with the best checkpoint');
   const shapes = createShapes(settings.shapes);
-  const ckpt = await loadCheckpoint(join(opts.out, 'best'));
+  const ckpt = await CLIP.fromPretrained(join(opts.out, 'best'));
   let zeroShot: DemoZeroShot;
   try {
     const tokenize = (texts: string[]) => toTensors(ckpt.tokenizer.encode(texts, ckpt.maxLength));
@@ -76,7 +76,7 @@ export async function runDemo(opts: DemoOptions, io: CliIO): Promise<DemoResult>
       seen: scoreTemplates(ckpt.model, tokenize, shapes.test.classNames, seen, DEMO_TEMPLATES, [1, 3, 5]),
     };
   } finally {
-    ckpt.model.dispose();
+    ckpt.dispose();
   }
   const bestHeld = Math.max(...zeroShot.heldOutAll.scores.map((s) => s.topK[1] ?? 0));
   const demo: DemoResult = {

@@ -1,8 +1,9 @@
 import type { Command } from 'commander';
 import { describeBackend, initBackend, type BackendName, type RecallAtK } from '@clip-ts/core';
 import { CaptionLoader } from '@clip-ts/data';
+import { CLIP } from '@clip-ts/encoders';
 import type { CliIO } from '../cli.js';
-import { captionPickSeed, captionRetrieval, clipModelTask, evaluateCaptionSplit, fixedEpoch, loadCheckpoint, splitMetricsFromLogs } from '@clip-ts/train';
+import { captionPickSeed, captionRetrieval, clipModelTask, evaluateCaptionSplit, fixedEpoch, splitMetricsFromLogs } from '@clip-ts/train';
 import { buildCaptionDataset } from '../support/datasets.js';
 import { markdownTable, num, pct, progress, writeJson } from '../support/format.js';
 import { backendArg, captionDatasetArg, positiveInt, zodArg, type CaptionDatasetKind } from '../support/options.js';
@@ -50,7 +51,7 @@ export async function runEval(opts: EvalOptions, io: CliIO): Promise<EvalResult>
   const backend = await initBackend(opts.backend);
   progress(io, describeBackend(backend));
   const dataset = buildCaptionDataset(opts.dataset, opts.root, opts.split);
-  const ckpt = await loadCheckpoint(opts.checkpoint);
+  const ckpt = await CLIP.fromPretrained(opts.checkpoint);
   const { model } = ckpt;
   const topK = opts.topK ?? [1, 5];
   try {
@@ -109,7 +110,7 @@ export function registerEval(program: Command, io: CliIO): void {
   program
     .command('eval')
     .description('test loss, in-batch top-1/top-5 and full-split Recall@1/5/10 of a checkpoint on a caption set')
-    .requiredOption('--checkpoint <dir>', 'checkpoint directory')
+    .requiredOption('--checkpoint <dir|id>', 'checkpoint: a directory (a run\'s best/, an HF CLIP repo), a Hub id (org/name) or an http(s) URL')
     .requiredOption('--dataset <kind>', 'flickr8k | csv | shapes', captionDatasetArg)
     .option('--root <dir>', 'dataset directory (Flickr8k root; a captions CSV or its directory)')
     .option('--split <name>', 'split to evaluate: train | val (dev) | test (default test); for csv, rows with that split column')
