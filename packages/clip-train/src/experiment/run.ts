@@ -1,7 +1,7 @@
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { ConfigError, initBackend, Rng, type CaptionTokenizer, type ImageProcessor } from '@clip-ts/core';
-import { loadCLIPModel, saveCLIPModel, writeFileAtomic } from '@clip-ts/core/node';
+import { writeFileAtomic } from '@clip-ts/core/node';
 import { ClipImageProcessor } from '@clip-ts/encoders/node'; // importing also registers the vit / distilbert towers
 import { CaptionLoader, type CaptionBatch } from '@clip-ts/data';
 import { cachedFeatureTask, CachedFeatureSource, loadOrComputeFeatures, towerFingerprint, type CachedFeatures, type FeatureBatch } from '../cache/feature-cache.js';
@@ -27,6 +27,7 @@ import { evaluateSplit, Trainer } from '../trainer/trainer.js';
 import type { BatchSource, TrainTask } from '../trainer/types.js';
 import { loadExperimentData, loadPreprocessing, type ExperimentData } from './data.js';
 import { applyFreeze, buildModel, clipModelTask } from './model.js';
+import { loadModelDir, saveModelDir } from './pretrained.js';
 import { splitMetricsFromLogs, type Results } from './results.js';
 import { evaluateRetrieval } from './retrieval.js';
 
@@ -86,7 +87,7 @@ export async function runExperiment(input: ExperimentConfig | ExperimentConfigIn
 
   const pre = options.tokenizer && options.imageProcessor
     ? { tokenizer: options.tokenizer, imageProcessor: options.imageProcessor }
-    : await loadPreprocessing(config.data);
+    : await loadPreprocessing(config.data, config.model);
   const tokenizer = options.tokenizer ?? pre.tokenizer;
   const imageProcessor = options.imageProcessor ?? pre.imageProcessor;
   const data = await loadExperimentData(config.data);
@@ -94,7 +95,7 @@ export async function runExperiment(input: ExperimentConfig | ExperimentConfigIn
 
   const seeds = new Rng(config.seed ^ 0x7a11);
   const loaderSeed = seeds.nextSeed() >>> 1;
-  const model = resumeFrom ? await loadCLIPModel(resumeFrom, { seed: config.seed }) : await buildModel(config);
+  const model = resumeFrom ? await loadModelDir(resumeFrom, { seed: config.seed }) : await buildModel(config);
   const owned: Array<{ dispose(): void }> = [model];
   try {
     const frozen = applyFreeze(model, config.model.freeze);
@@ -142,7 +143,8 @@ export async function runExperiment(input: ExperimentConfig | ExperimentConfigIn
     const checkpoint = new ModelCheckpoint({
       dir: runDir,
       extraState: () => ({ rngs: rngStates(model) }),
-      writeAssets: await checkpointAssetsWriter(config.data, imageProcessor),
+      // An HF CLIP's tokenizer and preprocessor files are written with its weights (saveModelDir).
+      writeAssets: pre.hfAssets ? undefined : await checkpointAssetsWriter(config.data, imageProcessor),
     });
     const callbacks: Callback[] = [
       new NanGuard(),
@@ -160,7 +162,7 @@ export async function runExperiment(input: ExperimentConfig | ExperimentConfigIn
     const run = async <B>(s: { task: TrainTask<B>; train: BatchSource<B>; val: BatchSource<B> }) => {
       const trainer = new Trainer({
         // CLIPModel is browser-safe and has no save(dir); directories are written by @clip-ts/core/node.
-        model: { namedVariables: () => model.namedVariables(), save: (dir: string) => saveCLIPModel(model, dir) },
+        model: { namedVariables: () => model.namedVariables(), save: (dir: string) => saveModelDir(model, dir, pre.hfAssets) },
         task: s.task,
         optimizer,
         callbacks,
@@ -220,7 +222,7 @@ async function testBest(
 ): Promise<Results['test']> {
   const dir = await existingCheckpointDir(bestDir);
   if (!dir) throw new TrainingError(`${bestDir}: no best checkpoint was written (did every epoch fail validation?)`);
-  const best = await loadCLIPModel(dir, { seed: o.seed });
+  const best = await loadModelDir(dir, { seed: o.seed });
   try {
     const testLoader = new CaptionLoader(data.test, {
       batchSize: o.evalBatch,
@@ -274,6 +276,7 @@ async function checkResumeCompatible(runDir: string, config: ExperimentConfig): 
  * `clip zeroshot` and `clip embed` can run on best/ or last/ alone.
  */
 async function checkpointAssetsWriter(data: ExperimentConfig['data'], imageProcessor: ImageProcessor): Promise<(dir: string) => Promise<void>> {
+  if (data.tokenizer === undefined) throw new ConfigError('data.tokenizer: required to write checkpoint assets');
   const isDir = (await fs.stat(data.tokenizer)).isDirectory();
   const tokenizerFile = isDir ? path.join(data.tokenizer, TOKENIZER_FILE) : data.tokenizer;
   const processorOptions = imageProcessor instanceof ClipImageProcessor
