@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -8,6 +9,11 @@ import { readSafetensors, readSafetensorsHeader, saveCLIPModel } from '@clip-ts/
 import { ViTModel, DistilBertModel, clipPreprocessorConfigFor, hfCLIPConfig, isHFCLIPModel, optionsFromPreprocessorConfig } from '@clip-ts/encoders';
 import { loadCLIPTokenizer, loadHFCLIPModel, saveHFCLIPModel } from '@clip-ts/encoders/node';
 import { fixtureDir, readIO, toTensor } from './helpers.js';
+
+// Debian's python3-torch, when installed: the saved files are then also read by PyTorch (gen/check_hf_clip_save.py).
+const PYTHON = '/usr/bin/python3';
+const hasTorch = spawnSync(PYTHON, ['-c', 'import torch'], { stdio: 'ignore' }).status === 0;
+const CHECK_SCRIPT = join(import.meta.dirname, 'gen', 'check_hf_clip_save.py');
 
 const dirs: string[] = [];
 async function tempDir(): Promise<string> {
@@ -166,4 +172,22 @@ describe('saveHFCLIPModel', () => {
       model.dispose();
     }
   });
+
+  it.runIf(hasTorch)('PyTorch reads the saved files: same keys/shapes/values as the fixture, loadable into CLIPModel’s module tree', async () => {
+    for (const [name, dtype] of [['clip-tiny', 'F32'], ['clip-tiny-gelu', 'F16'], ['clip-tiny-gelu', 'F32']] as const) {
+      const model = await loadHFCLIPModel(fixtureDir(name));
+      const dir = await tempDir();
+      try {
+        await saveHFCLIPModel(model, dir, { dtype });
+      } finally {
+        model.dispose();
+      }
+      const r = spawnSync(PYTHON, [CHECK_SCRIPT, dir, fixtureDir(name)], { encoding: 'utf8' });
+      expect(`${r.stdout}${r.stderr}`, `${name} ${dtype}`).toBe('ok\n');
+      expect(r.status).toBe(0);
+    }
+    // The script is not vacuous: a different model's files fail it.
+    const other = spawnSync(PYTHON, [CHECK_SCRIPT, fixtureDir('clip-tiny-gelu'), fixtureDir('clip-tiny')], { encoding: 'utf8' });
+    expect(other.status).toBe(1);
+  }, 120_000);
 });
