@@ -4,7 +4,7 @@ import { ClipError, ConfigError, DataError, type CaptionTokenizer, type ImagePro
 import { createShapes, loadCaptionCsvSplits, loadFlickr8k, subset, type ImageCaptionDataset } from '@clip-ts/data';
 import { ClipImageProcessor, loadImageProcessor, loadTokenizer, loadTokenizerFiles } from '@clip-ts/encoders/node';
 import type { ExperimentConfig } from '../config/schema.js';
-import { pretrainedAssets, pretrainedDir, pretrainedPreprocessing, type HFCLIPAssets } from './pretrained.js';
+import { pretrainedDir, pretrainedPreprocessing } from './pretrained.js';
 
 export interface ExperimentData {
   train: ImageCaptionDataset;
@@ -55,17 +55,14 @@ export async function loadExperimentData(data: ExperimentConfig['data']): Promis
 
 /**
  * The tokenizer (tokenizer.json or a directory with it) and image processor the config names. With a
- * whole pretrained CLIP (`model`), they come from its repo unless data.* overrides them, and `hfAssets` are
- * what its checkpoints are saved with.
+ * whole pretrained CLIP (`model`), they come from its repo unless data.* overrides them, and `tokenizerDir`
+ * is where the tokenizer files its checkpoints carry are.
  */
 export async function loadPreprocessing(
   data: ExperimentConfig['data'],
   model?: ExperimentConfig['model'],
-): Promise<{ tokenizer: CaptionTokenizer; imageProcessor: ImageProcessor; hfAssets?: HFCLIPAssets }> {
-  if (model && 'pretrained' in model) {
-    const pre = await pretrainedPreprocessing(data, await pretrainedDir(model.pretrained));
-    return { tokenizer: pre.tokenizer, imageProcessor: pre.imageProcessor, hfAssets: pretrainedAssets(pre.tokenizerDir, pre.imageProcessor) };
-  }
+): Promise<{ tokenizer: CaptionTokenizer; imageProcessor: ImageProcessor; tokenizerDir?: string }> {
+  if (model && 'pretrained' in model) return pretrainedPreprocessing(data, await pretrainedDir(model.pretrained));
   if (data.tokenizer === undefined) throw new ConfigError('data.tokenizer: required (a tokenizer.json or a directory holding one) unless model.pretrained provides it');
   const isDir = await stat(data.tokenizer).then(
     (s) => s.isDirectory(),

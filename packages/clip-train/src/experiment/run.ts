@@ -27,7 +27,7 @@ import { evaluateSplit, Trainer } from '../trainer/trainer.js';
 import type { BatchSource, TrainTask } from '../trainer/types.js';
 import { loadExperimentData, loadPreprocessing, type ExperimentData } from './data.js';
 import { applyFreeze, buildModel, clipModelTask } from './model.js';
-import { loadModelDir, saveModelDir } from './pretrained.js';
+import { loadModelDir, pretrainedAssets, saveModelDir } from './pretrained.js';
 import { splitMetricsFromLogs, type Results } from './results.js';
 import { evaluateRetrieval } from './retrieval.js';
 
@@ -85,11 +85,13 @@ export async function runExperiment(input: ExperimentConfig | ExperimentConfigIn
   await fs.mkdir(runDir, { recursive: true });
   if (!resumeFrom) await writeFileAtomic(path.join(runDir, RUN_CONFIG_FILE), `${JSON.stringify(config, null, 2)}\n`);
 
-  const pre = options.tokenizer && options.imageProcessor
-    ? { tokenizer: options.tokenizer, imageProcessor: options.imageProcessor }
+  const pretrained = 'pretrained' in config.model;
+  const pre = options.tokenizer && options.imageProcessor && !pretrained
+    ? { tokenizer: options.tokenizer, imageProcessor: options.imageProcessor, tokenizerDir: undefined }
     : await loadPreprocessing(config.data, config.model);
   const tokenizer = options.tokenizer ?? pre.tokenizer;
   const imageProcessor = options.imageProcessor ?? pre.imageProcessor;
+  const hfAssets = pre.tokenizerDir !== undefined ? pretrainedAssets(pre.tokenizerDir, imageProcessor) : undefined;
   const data = await loadExperimentData(config.data);
   log(`data: ${config.data.dataset.kind} — train ${data.train.length}, val ${data.val.length}, test ${data.test.length} images`);
 
@@ -144,7 +146,7 @@ export async function runExperiment(input: ExperimentConfig | ExperimentConfigIn
       dir: runDir,
       extraState: () => ({ rngs: rngStates(model) }),
       // An HF CLIP's tokenizer and preprocessor files are written with its weights (saveModelDir).
-      writeAssets: pre.hfAssets ? undefined : await checkpointAssetsWriter(config.data, imageProcessor),
+      writeAssets: hfAssets ? undefined : await checkpointAssetsWriter(config.data, imageProcessor),
     });
     const callbacks: Callback[] = [
       new NanGuard(),
@@ -162,7 +164,7 @@ export async function runExperiment(input: ExperimentConfig | ExperimentConfigIn
     const run = async <B>(s: { task: TrainTask<B>; train: BatchSource<B>; val: BatchSource<B> }) => {
       const trainer = new Trainer({
         // CLIPModel is browser-safe and has no save(dir); directories are written by @clip-ts/core/node.
-        model: { namedVariables: () => model.namedVariables(), save: (dir: string) => saveModelDir(model, dir, pre.hfAssets) },
+        model: { namedVariables: () => model.namedVariables(), save: (dir: string) => saveModelDir(model, dir, hfAssets) },
         task: s.task,
         optimizer,
         callbacks,
