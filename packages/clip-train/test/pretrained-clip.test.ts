@@ -12,6 +12,7 @@ import { CaptionLoader, loadFlickr8k } from '@clip-ts/data';
 import { writeMiniFlickr8k } from '../../../examples/src/mini-data.js';
 import { runExperiment, type Results } from '../src/experiment/index.js';
 import type { ExperimentConfigInput } from '../src/config/index.js';
+import { loadCheckpoint } from '../src/experiment/checkpoint-assets.js';
 import { clipModelTask } from '../src/experiment/model.js';
 import { evaluateSplit } from '../src/trainer/trainer.js';
 import { useTmpDirs } from './helpers/tmp-dirs.js';
@@ -100,6 +101,11 @@ describe('fine-tuning a pretrained HF CLIP (model.pretrained)', () => {
       JSON.parse(await fs.readFile(path.join(CLIP_TINY, 'preprocessor_config.json'), 'utf8')),
     );
     expect(await fs.readFile(path.join(best, 'tokenizer.json'), 'utf8')).toBe(await fs.readFile(path.join(CLIP_TINY, 'tokenizer.json'), 'utf8'));
+
+    // The CLI's checkpoint loader reads the HF layout too, with the repo's CLIP tokenizer length.
+    const ckpt = await loadCheckpoint(best);
+    expect(ckpt.maxLength).toBe(77);
+    ckpt.model.dispose();
 
     const model = await loadHFCLIPModel(best);
     try {

@@ -4,7 +4,7 @@ import { CheckpointError, CLIPModel, ConfigError } from '@clip-ts/core';
 import { preprocessorConfigFor, type HFTokenizer, type ImageProcessorOptions } from '@clip-ts/encoders';
 import { loadImageProcessor, loadTokenizer, type ClipImageProcessor } from '@clip-ts/encoders/node';
 import { z } from 'zod';
-import { loadCLIPModel } from '@clip-ts/core/node';
+import { loadModelDir } from './pretrained.js';
 
 /**
  * A checkpoint directory a user can run on its own: `config.json` + `model.safetensors` (saveCLIPModel),
@@ -94,6 +94,7 @@ export async function loadCheckpoint(dir: string, options: { maxLength?: number;
   const tokenizer = await loadTokenizer(dir);
   const imageProcessor = await loadImageProcessor(dir);
   const maxLength = options.maxLength ?? (await readMaxLength(dir));
-  const model = await loadCLIPModel(dir, options.seed === undefined ? {} : { seed: options.seed });
+  // Either layout: clip-ts, or HF CLIPModel (a fine-tuned pretrained CLIP's best/).
+  const model = await loadModelDir(dir, options.seed === undefined ? {} : { seed: options.seed });
   return { dir, model, tokenizer, imageProcessor, maxLength };
 }
