@@ -15,6 +15,7 @@ import type { ExperimentConfigInput } from '../src/config/index.js';
 import { loadCheckpoint } from '../src/experiment/checkpoint-assets.js';
 import { clipModelTask } from '../src/experiment/model.js';
 import { evaluateSplit } from '../src/trainer/trainer.js';
+import { writeTinyCheckpoint } from './helpers/tiny-checkpoint.js';
 import { useTmpDirs } from './helpers/tmp-dirs.js';
 
 /**
@@ -164,5 +165,28 @@ describe('fine-tuning a pretrained HF CLIP (model.pretrained)', () => {
     expect(changed(trained, start, 'text_model.')).toEqual([]);
     expect(changed(trained, start, 'visual_projection.')).toEqual(['visual_projection.weight']);
     expect(changed(trained, start, 'text_projection.')).toEqual(['text_projection.weight']);
+  }, 300_000);
+
+  it('a clip-ts checkpoint (e.g. a run’s best/) as model.pretrained: trains and keeps the clip-ts layout with its assets', async () => {
+    const start = await writeTinyCheckpoint(await tmpDir());
+    const runDir = await tmpDir();
+    const r = await runExperiment(
+      {
+        seed: 3,
+        backend: 'cpu',
+        model: { pretrained: start },
+        data: { dataset: { kind: 'shapes', options: { seed: 5, imageSize: 16, trainSize: 8, valSize: 4, testSize: 4 } }, maxLength: 8, batchSize: 4 },
+        schedule: { epochs: 1 },
+        output: { runDir },
+      },
+      { io: quiet },
+    );
+    expect(r.epochs).toBe(1);
+    const best = path.join(runDir, 'best');
+    expect(JSON.parse(await fs.readFile(path.join(best, 'config.json'), 'utf8')).model_type).toBe('clip-ts');
+    const ckpt = await loadCheckpoint(best);
+    expect(ckpt.maxLength).toBe(8); // this run's caption length, as for any clip-ts run
+    ckpt.model.dispose();
+    expect(changed(await weights(best), await weights(start), 'visual_projection.').length).toBeGreaterThan(0);
   }, 300_000);
 });

@@ -55,13 +55,13 @@ export async function loadExperimentData(data: ExperimentConfig['data']): Promis
 
 /**
  * The tokenizer (tokenizer.json or a directory with it) and image processor the config names. With a
- * whole pretrained CLIP (`model`), they come from its repo unless data.* overrides them, and `tokenizerDir`
- * is where the tokenizer files its checkpoints carry are.
+ * whole pretrained CLIP (`model`), they come from its repo unless data.* overrides them (see
+ * pretrainedPreprocessing).
  */
 export async function loadPreprocessing(
   data: ExperimentConfig['data'],
   model?: ExperimentConfig['model'],
-): Promise<{ tokenizer: CaptionTokenizer; imageProcessor: ImageProcessor; tokenizerDir?: string }> {
+): Promise<{ tokenizer: CaptionTokenizer; imageProcessor: ImageProcessor; tokenizerDir?: string; hf?: boolean }> {
   if (model && 'pretrained' in model) return pretrainedPreprocessing(data, await pretrainedDir(model.pretrained));
   if (data.tokenizer === undefined) throw new ConfigError('data.tokenizer: required (a tokenizer.json or a directory holding one) unless model.pretrained provides it');
   const isDir = await stat(data.tokenizer).then(

@@ -1,6 +1,6 @@
 import { stat } from 'node:fs/promises';
 import * as path from 'node:path';
-import { CheckpointError, ConfigError, type CLIPModel, type ImageProcessor } from '@clip-ts/core';
+import { CheckpointError, ConfigError, type CaptionTokenizer, type CLIPModel, type ImageProcessor } from '@clip-ts/core';
 import { loadCLIPModel, saveCLIPModel } from '@clip-ts/core/node';
 import { clipPreprocessorConfigFor, isHFCLIPModel } from '@clip-ts/encoders';
 import {
@@ -8,6 +8,7 @@ import {
   loadCLIPTokenizer,
   loadHFCLIPModel,
   loadImageProcessor,
+  loadTokenizer,
   readJson,
   resolvePretrained,
   saveHFCLIPModel,
@@ -34,10 +35,7 @@ export async function pretrainedDir(idOrPath: string): Promise<string> {
  * fine-tuned pretrained CLIP's best/) or `clip-ts` (saveCLIPModel). The caller owns the model.
  */
 export async function loadModelDir(dir: string, options: { seed?: number } = {}): Promise<CLIPModel> {
-  const file = path.join(dir, 'config.json');
-  const { value } = await readJson(file, { error: checkpointError, invalidError: configError });
-  const type = (value as { model_type?: unknown } | null)?.model_type;
-  return type === 'clip' ? loadHFCLIPModel(dir, options) : loadCLIPModel(dir, options);
+  return (await isHFCLIPDir(dir)) ? loadHFCLIPModel(dir, options) : loadCLIPModel(dir, options);
 }
 
 /** Save in the layout the model has a class for: HF CLIPModel for an HF CLIP, else clip-ts. */
@@ -67,20 +65,29 @@ async function tokenizerDirOf(data: ExperimentConfig['data'], repo: string): Pro
   return path.dirname(data.tokenizer);
 }
 
+/** True when `dir`'s config.json is an HF CLIPModel's (`model_type: clip`), false for a clip-ts checkpoint. */
+export async function isHFCLIPDir(dir: string): Promise<boolean> {
+  const { value } = await readJson(path.join(dir, 'config.json'), { error: checkpointError, invalidError: configError });
+  return (value as { model_type?: unknown } | null)?.model_type === 'clip';
+}
+
 /**
- * The tokenizer and image processor of a pretrained CLIP run: the repo's own (CLIPTokenizer setup, its
- * CLIPImageProcessor config) unless data.tokenizer / data.imageProcessor / data.imageSize override them;
- * plus the assets its checkpoints are saved with.
+ * The tokenizer and image processor of a pretrained CLIP run: the repo's own unless data.tokenizer /
+ * data.imageProcessor / data.imageSize override them. An HF CLIP's tokenizer is set up as CLIPTokenizer
+ * (its pad token, from tokenizer_config / special_tokens_map); a clip-ts checkpoint's as loadCheckpoint
+ * does. `tokenizerDir` holds the tokenizer files the run's checkpoints carry; `hf` says which layout the
+ * repo (and so the run's checkpoints) has.
  */
 export async function pretrainedPreprocessing(
   data: ExperimentConfig['data'],
   repo: string,
-): Promise<{ tokenizer: Awaited<ReturnType<typeof loadCLIPTokenizer>>['tokenizer']; imageProcessor: ClipImageProcessor; tokenizerDir: string }> {
+): Promise<{ tokenizer: CaptionTokenizer; imageProcessor: ClipImageProcessor; tokenizerDir: string; hf: boolean }> {
+  const hf = await isHFCLIPDir(repo);
   const tokenizerDir = await tokenizerDirOf(data, repo);
-  const { tokenizer } = await loadCLIPTokenizer(tokenizerDir);
+  const tokenizer = hf ? (await loadCLIPTokenizer(tokenizerDir)).tokenizer : await loadTokenizer(tokenizerDir);
   const size = data.imageSize === undefined ? {} : { height: data.imageSize, width: data.imageSize };
   const imageProcessor = await loadImageProcessor(data.imageProcessor ?? repo, size);
-  return { tokenizer, imageProcessor, tokenizerDir };
+  return { tokenizer, imageProcessor, tokenizerDir, hf };
 }
 
 /** The assets every checkpoint of a pretrained CLIP run carries (so best/ and last/ are complete HF repos). */

@@ -87,11 +87,11 @@ export async function runExperiment(input: ExperimentConfig | ExperimentConfigIn
 
   const pretrained = 'pretrained' in config.model;
   const pre = options.tokenizer && options.imageProcessor && !pretrained
-    ? { tokenizer: options.tokenizer, imageProcessor: options.imageProcessor, tokenizerDir: undefined }
+    ? { tokenizer: options.tokenizer, imageProcessor: options.imageProcessor, tokenizerDir: undefined, hf: false }
     : await loadPreprocessing(config.data, config.model);
   const tokenizer = options.tokenizer ?? pre.tokenizer;
   const imageProcessor = options.imageProcessor ?? pre.imageProcessor;
-  const hfAssets = pre.tokenizerDir !== undefined ? pretrainedAssets(pre.tokenizerDir, imageProcessor) : undefined;
+  const hfAssets = pre.hf && pre.tokenizerDir !== undefined ? pretrainedAssets(pre.tokenizerDir, imageProcessor) : undefined;
   const data = await loadExperimentData(config.data);
   log(`data: ${config.data.dataset.kind} — train ${data.train.length}, val ${data.val.length}, test ${data.test.length} images`);
 
@@ -146,7 +146,7 @@ export async function runExperiment(input: ExperimentConfig | ExperimentConfigIn
       dir: runDir,
       extraState: () => ({ rngs: rngStates(model) }),
       // An HF CLIP's tokenizer and preprocessor files are written with its weights (saveModelDir).
-      writeAssets: hfAssets ? undefined : await checkpointAssetsWriter(config.data, imageProcessor),
+      writeAssets: hfAssets ? undefined : await checkpointAssetsWriter({ ...config.data, tokenizer: config.data.tokenizer ?? pre.tokenizerDir }, imageProcessor),
     });
     const callbacks: Callback[] = [
       new NanGuard(),
