@@ -189,4 +189,33 @@ describe('fine-tuning a pretrained HF CLIP (model.pretrained)', () => {
     ckpt.model.dispose();
     expect(changed(await weights(best), await weights(start), 'visual_projection.').length).toBeGreaterThan(0);
   }, 300_000);
+
+  it('a Hub id resolves through the Hub cache (offline), like the towers', async () => {
+    const cache = await tmpDir();
+    const repo = path.join(cache, 'models--test-org--clip-tiny');
+    const snapshot = path.join(repo, 'snapshots', 'c0ffee');
+    await fs.mkdir(snapshot, { recursive: true });
+    await fs.mkdir(path.join(repo, 'refs'));
+    await fs.writeFile(path.join(repo, 'refs', 'main'), 'c0ffee');
+    for (const f of ['config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'preprocessor_config.json']) {
+      await fs.copyFile(path.join(CLIP_TINY, f), path.join(snapshot, f));
+    }
+    const saved = { cache: process.env.HF_HUB_CACHE, offline: process.env.HF_HUB_OFFLINE };
+    process.env.HF_HUB_CACHE = cache;
+    process.env.HF_HUB_OFFLINE = '1';
+    try {
+      const runDir = await tmpDir();
+      const r = await runExperiment(config(runDir, { pretrained: 'test-org/clip-tiny', freeze: 'towers' }, 1), { io: quiet });
+      expect(r.featureCache).toBe(true);
+      const trained = await weights(path.join(runDir, 'best'));
+      expect(changed(trained, await weights(CLIP_TINY), 'vision_model.')).toEqual([]);
+      // Not in the cache and offline: the Hub client's error, naming the id.
+      await expect(runExperiment(config(await tmpDir(), { pretrained: 'test-org/missing' }, 1), { io: quiet })).rejects.toThrow(/test-org\/missing.*offline/);
+    } finally {
+      for (const [k, v] of [['HF_HUB_CACHE', saved.cache], ['HF_HUB_OFFLINE', saved.offline]] as const) {
+        if (v === undefined) delete process.env[k];
+        else process.env[k] = v;
+      }
+    }
+  }, 300_000);
 });
