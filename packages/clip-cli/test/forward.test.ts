@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { serializeSafetensors } from '@clip-ts/core';
 import { readSafetensors } from '@clip-ts/core/node';
-import { writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { runCli } from '../src/cli.js';
 
 // The HF-layout fixtures vendored by @clip-ts/encoders (copied from shared/fixtures or made by its
@@ -74,5 +74,69 @@ describe('clip forward', () => {
     const r = captureIO();
     expect(await runCli(['forward', '--model', path.join(FIXTURES, 'vit-tiny'), '--inputs', small, '--out', path.join(tmp, 'y.safetensors'), '--backend', 'cpu'], r.io)).toBe(2);
     expect(r.out.stderr).toMatch(/image size 16x16.*image_size 32x32/);
+  });
+});
+
+const CLIP_OUTPUTS = [
+  'text_embeds',
+  'image_embeds',
+  'text_embeds_normalized',
+  'image_embeds_normalized',
+  'logits_per_image',
+  'logits_per_text',
+  'text_last_hidden_state',
+  'text_pooler_output',
+  'vision_last_hidden_state',
+  'vision_pooler_output',
+];
+
+async function runForward(model: string, inputs: string, out: string, backend: string): Promise<Map<string, { data: ArrayLike<number>; shape: number[]; storedDtype: string }>> {
+  const { out: o, io } = captureIO();
+  const code = await runCli(['forward', '--model', model, '--inputs', inputs, '--out', out, '--backend', backend], io);
+  expect(o.stderr).toContain(`backend: ${backend}`);
+  expect(code, o.stderr).toBe(0);
+  return (await readSafetensors(out)).tensors;
+}
+
+describe('clip forward on HF CLIP repos', () => {
+  it.each([
+    { dir: 'clip-tiny', backend: 'cpu' },
+    { dir: 'clip-tiny-gelu', backend: 'wasm' },
+  ])('$dir (CLIPModel) on $backend reproduces every output of io.safetensors within 1e-4', async ({ dir, backend }) => {
+    const io = path.join(FIXTURES, dir, 'io.safetensors');
+    const got = await runForward(path.join(FIXTURES, dir), io, path.join(tmp, `${dir}.safetensors`), backend);
+    const want = (await readSafetensors(io)).tensors;
+    expect([...got.keys()].sort()).toEqual([...CLIP_OUTPUTS].sort());
+    for (const name of CLIP_OUTPUTS) {
+      expect(got.get(name)!.storedDtype).toBe('F32');
+      expect(got.get(name)!.shape, name).toEqual(want.get(name)!.shape);
+      expect(maxAbs(got.get(name)!.data, want.get(name)!.data), name).toBeLessThan(TOL);
+    }
+  });
+
+  it('single-tower repos (HF CLIPVisionModel / CLIPTextModel layouts) give the towers’ outputs', async () => {
+    const src = path.join(FIXTURES, 'clip-tiny');
+    const config = JSON.parse(await readFile(path.join(src, 'config.json'), 'utf8')) as Record<string, Record<string, unknown>>;
+    const weights = (await readSafetensors(path.join(src, 'model.safetensors'))).tensors;
+    const io = path.join(src, 'io.safetensors');
+    const want = (await readSafetensors(io)).tensors;
+    for (const [tower, prefix, key] of [
+      ['vision', 'vision_model.', 'vision_config'],
+      ['text', 'text_model.', 'text_config'],
+    ] as const) {
+      const dir = path.join(tmp, `clip-${tower}-tower`);
+      await mkdir(dir, { recursive: true });
+      const archs = tower === 'vision' ? 'CLIPVisionModel' : 'CLIPTextModel';
+      await writeFile(path.join(dir, 'config.json'), JSON.stringify({ ...config[key], architectures: [archs] }));
+      const own = [...weights].filter(([k]) => k.startsWith(prefix));
+      await writeFile(
+        path.join(dir, 'model.safetensors'),
+        serializeSafetensors(new Map(own.map(([k, t]) => [k, { dtype: 'F32' as const, shape: t.shape, data: t.data as Float32Array }])), { format: 'pt' }),
+      );
+      const got = await runForward(dir, io, path.join(tmp, `${tower}-out.safetensors`), 'cpu');
+      expect([...got.keys()].sort()).toEqual(['last_hidden_state', 'pooler_output']);
+      expect(maxAbs(got.get('last_hidden_state')!.data, want.get(`${tower}_last_hidden_state`)!.data)).toBeLessThan(TOL);
+      expect(maxAbs(got.get('pooler_output')!.data, want.get(`${tower}_pooler_output`)!.data)).toBeLessThan(TOL);
+    }
   });
 });

@@ -1,15 +1,27 @@
 import { CheckpointError, checkTowerConfigAgainstWeights, ConfigError, parseSafetensors, type EncoderConfig, type TensorData } from '@clip-ts/core';
+import { CLIPTextModel, parseCLIPTextConfig, type CLIPTextConfig } from './clip-text.js';
+import { CLIPVisionModel, parseCLIPVisionConfig, type CLIPVisionConfig } from './clip-vision.js';
 import { DistilBertModel, parseDistilBertConfig, type DistilBertConfig } from './distilbert.js';
 import { parseViTConfig, ViTModel, type ViTConfig } from './vit.js';
 import './tower-sizes.js'; // registers the size checks this loader runs
 
 /**
- * Load Hugging Face ViT / DistilBERT checkpoints into towers from objects, bytes or a URL (browser-safe).
+ * Load Hugging Face ViT / DistilBERT / CLIPVisionModel / CLIPTextModel checkpoints into towers from objects, bytes or a URL (browser-safe).
  * Checkpoint directories on disk (incl. sharded ones) are ./hf-load-dir.ts (`@clip-ts/encoders/node`).
  */
 
-/** Prefixes HF head models and CLIP put in front of the tower's own keys, by tower. */
-const PREFIXES = { vit: ['vit.', 'vision_model.'], distilbert: ['distilbert.', 'text_model.'] } as const;
+/**
+ * Prefixes HF head models and CLIP put in front of the tower's own keys, by tower. HF's single CLIP tower
+ * models (CLIPVisionModel / CLIPTextModel, and their *WithProjection variants) keep CLIPModel's
+ * `vision_model.` / `text_model.` prefix.
+ */
+const PREFIXES = {
+  vit: ['vit.', 'vision_model.'],
+  distilbert: ['distilbert.', 'text_model.'],
+  clip_vision_model: ['vision_model.'],
+  clip_text_model: ['text_model.'],
+} as const;
+const MODEL_TYPES = Object.keys(PREFIXES) as Array<keyof typeof PREFIXES>;
 
 export interface LoadEncoderOptions {
   /** Seed for dropout (weights come from the checkpoint). */
@@ -22,7 +34,9 @@ export interface LoadEncoderOptions {
 
 export type LoadedEncoder =
   | { kind: 'image'; encoder: ViTModel; config: ViTConfig }
-  | { kind: 'text'; encoder: DistilBertModel; config: DistilBertConfig };
+  | { kind: 'text'; encoder: DistilBertModel; config: DistilBertConfig }
+  | { kind: 'image'; encoder: CLIPVisionModel; config: CLIPVisionConfig }
+  | { kind: 'text'; encoder: CLIPTextModel; config: CLIPTextConfig };
 
 function stripPrefix(key: string, prefixes: readonly string[]): string {
   for (const p of prefixes) if (key.startsWith(p)) return key.slice(p.length);
@@ -46,23 +60,20 @@ export interface PreparedEncoder {
  */
 export function prepareEncoder(raw: unknown, configSource: string, options: LoadEncoderOptions = {}): PreparedEncoder {
   const type = (raw as { model_type?: unknown } | null)?.model_type;
-  if (type !== 'vit' && type !== 'distilbert') {
-    throw new ConfigError(`${configSource}: unsupported model_type ${JSON.stringify(type)}; expected 'vit' or 'distilbert'`);
+  if (!MODEL_TYPES.includes(type as keyof typeof PREFIXES)) {
+    const hint = type === 'clip' ? ' (a whole CLIPModel: use loadHFCLIPModel)' : '';
+    throw new ConfigError(`${configSource}: unsupported model_type ${JSON.stringify(type)}${hint}; expected ${MODEL_TYPES.map((t) => `'${t}'`).join(', ')}`);
   }
+  const prefixes = PREFIXES[type as keyof typeof PREFIXES];
+  if (type === 'clip_vision_model' || type === 'clip_text_model') return prepareCLIPTower(type, raw, configSource, prefixes, options);
   const base: Record<string, unknown> = { ...(raw as EncoderConfig) };
   if (options.feature !== undefined) base.feature = options.feature;
   const textConfig = type === 'distilbert' ? parseDistilBertConfig(base, configSource) : undefined;
   if (type === 'vit') parseViTConfig(base, configSource);
-  const prefixes = PREFIXES[type];
   return {
     keep: (key) => !key.endsWith('position_ids'),
     load(tensors, source) {
-      const weights = new Map<string, TensorData>();
-      for (const [key, t] of tensors) {
-        const name = stripPrefix(key, prefixes);
-        // An un-prefixed duplicate would be ambiguous; the prefixed (tower) key wins.
-        if (!weights.has(name) || name !== key) weights.set(name, t);
-      }
+      const weights = towerWeights(tensors, prefixes);
       // config.json is untrusted: its sizes must match the weights before the tower is built.
       checkTowerConfigAgainstWeights(base as EncoderConfig, weights, { source: configSource, weightsSource: source });
       const opts = { seed: options.seed, initialize: false };
@@ -74,6 +85,45 @@ export function prepareEncoder(raw: unknown, configSource: string, options: Load
       base.add_pooling_layer = options.pooler ?? (weights.has('pooler.dense.weight') || options.feature === 'pooler');
       const encoder = withWeights(new ViTModel(parseViTConfig(base, configSource), opts), weights, source);
       return { kind: 'image', encoder, config: encoder.config };
+    },
+  };
+}
+
+function towerWeights(tensors: ReadonlyMap<string, TensorData>, prefixes: readonly string[]): Map<string, TensorData> {
+  const weights = new Map<string, TensorData>();
+  for (const [key, t] of tensors) {
+    const name = stripPrefix(key, prefixes);
+    // An un-prefixed duplicate would be ambiguous; the prefixed (tower) key wins.
+    if (!weights.has(name) || name !== key) weights.set(name, t);
+  }
+  return weights;
+}
+
+/**
+ * An HF CLIPVisionModel / CLIPTextModel repo (or its *WithProjection variant, whose projection is not part
+ * of the tower and is ignored). CLIP towers take no `feature` / `pooler` options: they always pool as HF does.
+ */
+function prepareCLIPTower(
+  type: 'clip_vision_model' | 'clip_text_model',
+  raw: unknown,
+  configSource: string,
+  prefixes: readonly string[],
+  options: LoadEncoderOptions,
+): PreparedEncoder {
+  const vision = type === 'clip_vision_model' ? parseCLIPVisionConfig(raw, configSource) : undefined;
+  const text = type === 'clip_text_model' ? parseCLIPTextConfig(raw, configSource) : undefined;
+  const own = (key: string): boolean => prefixes.some((p) => key.startsWith(p));
+  return {
+    keep: (key) => own(key) && !key.endsWith('position_ids'),
+    load(tensors, source) {
+      const weights = towerWeights(tensors, prefixes);
+      const opts = { seed: options.seed, initialize: false };
+      if (vision) {
+        const encoder = withWeights(new CLIPVisionModel(vision, opts), weights, source);
+        return { kind: 'image', encoder, config: encoder.config };
+      }
+      const encoder = withWeights(new CLIPTextModel(text as CLIPTextConfig, opts), weights, source);
+      return { kind: 'text', encoder, config: encoder.config };
     },
   };
 }
@@ -130,7 +180,7 @@ export async function loadEncoderFromUrl(
 }
 
 /** Load `weights` into a fresh tower, disposing it if they don't fit. */
-function withWeights<E extends ViTModel | DistilBertModel>(encoder: E, weights: Map<string, TensorData>, source: string): E {
+function withWeights<E extends ViTModel | DistilBertModel | CLIPVisionModel | CLIPTextModel>(encoder: E, weights: Map<string, TensorData>, source: string): E {
   try {
     encoder.loadStateDict(weights, source);
     return encoder;

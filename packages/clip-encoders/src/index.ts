@@ -8,6 +8,7 @@ export * from './distilbert.js';
 export * from './clip-vision.js';
 export * from './clip-text.js';
 export * from './clip-hf.js';
+export * from './clip-hf-save.js';
 export * from './clip-tokenizer.js';
 export { vitWeightSpec, distilBertWeightSpec } from './tower-sizes.js';
 export * from './attention.js';

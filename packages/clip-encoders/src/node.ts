@@ -6,5 +6,6 @@ export * from './image-decode.js';
 export * from './hub.js';
 export * from './pretrained.js';
 export * from './clip-hf-dir.js';
+export * from './clip-hf-save-dir.js';
 export * from './clip-tokenizer-files.js';
 export { exists, readJson, readShardIndex, ShardIndexSchema, type ShardIndex, type ErrorFactory, type ReadJsonOptions, type JsonFile } from './files.js';

@@ -39,6 +39,22 @@ describe('experiment config', () => {
     expect(msg).toMatch(/model\.freeze/);
   });
 
+  it('model.pretrained: a whole CLIP as the starting point, exclusive with the tower keys; then data.tokenizer/imageSize are optional', () => {
+    const c = parseExperimentConfig({ model: { pretrained: 'openai/clip-vit-base-patch32', freeze: { vision: 'all' } }, data: { dataset: { kind: 'shapes' } } });
+    expect(c.model).toEqual({ pretrained: 'openai/clip-vit-base-patch32', freeze: { vision: 'all', text: 'none' } });
+    // Unset: they come from the pretrained repo.
+    expect(c.data.tokenizer).toBeUndefined();
+    expect(c.data.imageSize).toBeUndefined();
+    for (const key of ['vision', 'projectionDim', 'head'] as const) {
+      const extra = { vision: minimal.model.vision, projectionDim: 64, head: 'mlp' }[key];
+      expect(() => parseExperimentConfig({ model: { pretrained: 'dir', [key]: extra }, data: minimal.data }, 'exp.yaml')).toThrow(
+        new RegExp(`exp\\.yaml[\\s\\S]*model\\.${key}: cannot be combined with model\\.pretrained`),
+      );
+    }
+    expect(() => parseExperimentConfig({ model: { vision: minimal.model.vision }, data: minimal.data })).toThrow(/model\.text: required \(or give model\.pretrained/);
+    expect(() => parseExperimentConfig({ model: minimal.model, data: { dataset: { kind: 'shapes' } } })).toThrow(/data\.tokenizer: required.*unless model\.pretrained/);
+  });
+
   it('--set overrides parse values as YAML and create intermediate objects', () => {
     const o = applyOverrides(minimal, ['optim.lr=3e-4', 'schedule.epochs=2', 'schedule.earlyStopping=false', 'eval.topK=[1, 3]', 'output.runDir=runs/x']);
     const c = parseExperimentConfig(o);

@@ -1,6 +1,9 @@
+import * as path from 'node:path';
 import type { Command } from 'commander';
 import * as tf from '@tensorflow/tfjs-core';
 import {
+  CheckpointError,
+  ConfigError,
   describeBackend,
   initBackend,
   tensorToWritable,
@@ -10,8 +13,9 @@ import {
   type WritableTensor,
 } from '@clip-ts/core';
 import { readSafetensors, writeSafetensors } from '@clip-ts/core/node';
-import { loadEncoderFromDir } from '@clip-ts/encoders/node';
+import { loadEncoderFromDir, loadHFCLIPModel, readJson } from '@clip-ts/encoders/node';
 import type { CliIO } from '../cli.js';
+import { clipForwardOutputs } from '../support/clip-forward.js';
 import { backendArg } from '../support/options.js';
 
 interface ForwardOptions {
@@ -30,55 +34,89 @@ function input(tensors: Map<string, TensorData>, name: string, file: string, ran
   return tf.tensor(t.data, t.shape, t.dtype);
 }
 
+/** No attention_mask means every token is real (HF's default). */
+function textInputs(tensors: Map<string, TensorData>, file: string, owned: tf.Tensor[]): { inputIds: tf.Tensor2D; attentionMask: tf.Tensor2D } {
+  const inputIds = input(tensors, 'input_ids', file, 2) as tf.Tensor2D;
+  owned.push(inputIds);
+  const attentionMask = tensors.has('attention_mask') ? (input(tensors, 'attention_mask', file, 2) as tf.Tensor2D) : (tf.onesLike(inputIds) as tf.Tensor2D);
+  owned.push(attentionMask);
+  return { inputIds, attentionMask };
+}
+
+/** An HF CLIPModel repo (config.json `model_type: clip`) on pixel_values + input_ids (+ attention_mask). */
+async function forwardCLIP(dir: string, tensors: Map<string, TensorData>, file: string): Promise<Record<string, WritableTensor>> {
+  const model = await loadHFCLIPModel(dir);
+  const owned: tf.Tensor[] = [];
+  try {
+    const pixels = input(tensors, 'pixel_values', file, 4) as tf.Tensor4D;
+    owned.push(pixels);
+    return clipForwardOutputs(model, pixels, textInputs(tensors, file, owned));
+  } finally {
+    tf.dispose(owned);
+    model.dispose();
+  }
+}
+
 /**
- * `clip forward`: run an HF ViT / DistilBERT checkpoint directory on the inputs in a safetensors file
- * (`pixel_values` NCHW, or `input_ids` + optional `attention_mask`) and write `last_hidden_state`
- * (+ `pooler_output` when the checkpoint has a pooler) as float32 safetensors — the same names and
- * layout as HF's model outputs, so results can be diffed against PyTorch.
+ * `clip forward`: run an HF checkpoint directory on the inputs in a safetensors file and write its
+ * outputs as float32 safetensors under HF's names, so results can be diffed against PyTorch. ViT /
+ * DistilBERT / CLIPVisionModel / CLIPTextModel repos take `pixel_values` NCHW or `input_ids` + optional
+ * `attention_mask` and give `last_hidden_state` (+ `pooler_output` when the tower has one); a whole
+ * CLIPModel repo takes both and gives the outputs listed at clipForwardOutputs.
  */
 export function registerForward(program: Command, io: CliIO): void {
   program
     .command('forward')
-    .description('run a Hugging Face ViT/DistilBERT checkpoint on a safetensors file of inputs')
+    .description('run a Hugging Face ViT/DistilBERT/CLIP checkpoint on a safetensors file of inputs')
     .requiredOption('--model <dir>', 'HF checkpoint directory (config.json + model.safetensors or a sharded index)')
-    .requiredOption('--inputs <file>', 'safetensors with pixel_values [B,C,H,W] or input_ids [B,L] (+ attention_mask)')
-    .requiredOption('--out <file>', 'safetensors file to write last_hidden_state (and pooler_output) to, as float32')
+    .requiredOption('--inputs <file>', 'safetensors with pixel_values [B,C,H,W] and/or input_ids [B,L] (+ attention_mask); CLIP needs both')
+    .requiredOption('--out <file>', 'safetensors file to write the outputs to (last_hidden_state, pooler_output; CLIP: text_embeds, image_embeds, logits_per_image, ...), as float32')
     .option('--backend <name>', 'tfjs backend (default $CLIP_BACKEND or auto)', backendArg)
     .action(async (opts: ForwardOptions) => {
       io.stderr(`${describeBackend(await initBackend(opts.backend))}\n`);
       const { tensors } = await readSafetensors(opts.inputs);
-      const loaded = await loadEncoderFromDir(opts.model);
-      const outputs: Record<string, WritableTensor> = {};
-      const owned: tf.Tensor[] = [];
-      try {
-        if (loaded.kind === 'image') {
-          const pixels = input(tensors, 'pixel_values', opts.inputs, 4) as tf.Tensor4D;
-          owned.push(pixels);
-          const { lastHiddenState, poolerOutput } = loaded.encoder.forward(pixels);
-          owned.push(lastHiddenState);
-          outputs.last_hidden_state = tensorToWritable(lastHiddenState, 'F32');
-          if (poolerOutput) {
-            owned.push(poolerOutput);
-            outputs.pooler_output = tensorToWritable(poolerOutput, 'F32');
-          }
-        } else {
-          const inputIds = input(tensors, 'input_ids', opts.inputs, 2) as tf.Tensor2D;
-          owned.push(inputIds);
-          // No attention_mask means every token is real (HF's default).
-          const attentionMask = tensors.has('attention_mask')
-            ? (input(tensors, 'attention_mask', opts.inputs, 2) as tf.Tensor2D)
-            : (tf.onesLike(inputIds) as tf.Tensor2D);
-          owned.push(attentionMask);
-          const { lastHiddenState } = loaded.encoder.forward({ inputIds, attentionMask });
-          owned.push(lastHiddenState);
-          outputs.last_hidden_state = tensorToWritable(lastHiddenState, 'F32');
-        }
-      } finally {
-        tf.dispose(owned);
-        loaded.encoder.dispose();
-      }
+      const { value: config } = await readJson(path.join(opts.model, 'config.json'), {
+        error: (m, o) => new CheckpointError(m, o),
+        invalidError: (m, o) => new ConfigError(m, o),
+      });
+      const isCLIP = (config as { model_type?: unknown } | null)?.model_type === 'clip';
+      const outputs = isCLIP ? await forwardCLIP(opts.model, tensors, opts.inputs) : await forwardTower(opts.model, tensors, opts.inputs);
       await writeSafetensors(opts.out, outputs, { format: 'pt' });
       const shapes = Object.entries(outputs).map(([k, t]) => `${k} [${t.shape.join(', ')}]`);
       io.stdout(`${opts.out}: ${shapes.join(', ')}\n`);
     });
+}
+
+/** A single tower (ViT, DistilBERT, CLIP vision or text). */
+async function forwardTower(dir: string, tensors: Map<string, TensorData>, file: string): Promise<Record<string, WritableTensor>> {
+  const loaded = await loadEncoderFromDir(dir);
+  const outputs: Record<string, WritableTensor> = {};
+  const owned: tf.Tensor[] = [];
+  try {
+    if (loaded.kind === 'image') {
+      const pixels = input(tensors, 'pixel_values', file, 4) as tf.Tensor4D;
+      owned.push(pixels);
+      const { lastHiddenState, poolerOutput } = loaded.encoder.forward(pixels);
+      owned.push(lastHiddenState);
+      outputs.last_hidden_state = tensorToWritable(lastHiddenState, 'F32');
+      if (poolerOutput) {
+        owned.push(poolerOutput);
+        outputs.pooler_output = tensorToWritable(poolerOutput, 'F32');
+      }
+    } else {
+      const out = loaded.encoder.forward(textInputs(tensors, file, owned));
+      owned.push(out.lastHiddenState);
+      outputs.last_hidden_state = tensorToWritable(out.lastHiddenState, 'F32');
+      // CLIP's text tower pools (at the EOS token); DistilBERT has no pooler.
+      const pooled = (out as { poolerOutput?: tf.Tensor2D }).poolerOutput;
+      if (pooled) {
+        owned.push(pooled);
+        outputs.pooler_output = tensorToWritable(pooled, 'F32');
+      }
+    }
+  } finally {
+    tf.dispose(owned);
+    loaded.encoder.dispose();
+  }
+  return outputs;
 }

@@ -25,19 +25,75 @@ const TowerSchema = z.union([
 /** 'none' trains the tower, 'all' freezes it, a number N trains only its last N transformer blocks. */
 const TowerFreezeSchema = z.union([z.enum(['none', 'all']), z.number().int().min(0)]);
 
-export const ModelConfigSchema = z.strictObject({
-  vision: TowerSchema,
-  text: TowerSchema,
-  projectionDim: positiveInt.default(256),
-  /** 'linear': Linear + LayerNorm (the reference); 'mlp': the tutorial's two-layer head. */
-  head: z.enum(['linear', 'mlp']).default('linear'),
-  /** Dropout of the mlp head. */
-  dropout: rate.default(0.1),
-  /** 'none' (full fine-tuning), 'towers' (only heads + scale train; enables the feature cache), or per tower. */
-  freeze: z
-    .union([z.enum(['none', 'towers']), z.strictObject({ vision: TowerFreezeSchema.default('none'), text: TowerFreezeSchema.default('none') })])
-    .default('none'),
-});
+const FreezeSchema = z
+  .union([z.enum(['none', 'towers']), z.strictObject({ vision: TowerFreezeSchema.default('none'), text: TowerFreezeSchema.default('none') })])
+  .default('none');
+
+/** Keys that describe how to build a model from towers, which a whole pretrained CLIP already fixes. */
+const TOWER_MODEL_KEYS = ['vision', 'text', 'projectionDim', 'head', 'dropout'] as const;
+
+/**
+ * Either two towers + fresh heads (vision, text, projectionDim, head, dropout), or a whole pretrained CLIP
+ * (`pretrained`: an HF CLIPModel directory, a Hub id, or a run's best/) — never both. `freeze` applies to
+ * either. The parsed form holds only the keys of its kind, with defaults filled in.
+ */
+export const ModelConfigSchema = z
+  .strictObject({
+    /** A whole HF CLIPModel (directory or Hub id, e.g. openai/clip-vit-base-patch32): towers, heads and logit scale. */
+    pretrained: z.string().min(1).optional(),
+    vision: TowerSchema.optional(),
+    text: TowerSchema.optional(),
+    /** Default 256. */
+    projectionDim: positiveInt.optional(),
+    /** 'linear': Linear + LayerNorm (the reference); 'mlp': the tutorial's two-layer head. Default 'linear'. */
+    head: z.enum(['linear', 'mlp']).optional(),
+    /** Dropout of the mlp head. Default 0.1. */
+    dropout: rate.optional(),
+    /** 'none' (full fine-tuning), 'towers' (only heads + scale train; enables the feature cache), or per tower. */
+    freeze: FreezeSchema,
+  })
+  .superRefine((m, ctx) => {
+    if (m.pretrained !== undefined) {
+      for (const key of TOWER_MODEL_KEYS) {
+        if (m[key] !== undefined) {
+          ctx.addIssue({ code: 'custom', path: [key], message: `cannot be combined with model.pretrained (the pretrained CLIP fixes its towers and heads); remove model.${key}` });
+        }
+      }
+      return;
+    }
+    for (const key of ['vision', 'text'] as const) {
+      if (m[key] === undefined) ctx.addIssue({ code: 'custom', path: [key], message: 'required (or give model.pretrained, a whole pretrained CLIP)' });
+    }
+  })
+  .transform((m): PretrainedModelConfig | TowersModelConfig =>
+    m.pretrained !== undefined
+      ? { pretrained: m.pretrained, freeze: m.freeze }
+      : {
+          vision: m.vision as TowerSpec,
+          text: m.text as TowerSpec,
+          projectionDim: m.projectionDim ?? 256,
+          head: m.head ?? 'linear',
+          dropout: m.dropout ?? 0.1,
+          freeze: m.freeze,
+        },
+  );
+
+export type TowerSpec = z.infer<typeof TowerSchema>;
+export type ModelFreeze = z.infer<typeof FreezeSchema>;
+/** A model built from two towers and fresh heads. */
+export interface TowersModelConfig {
+  vision: TowerSpec;
+  text: TowerSpec;
+  projectionDim: number;
+  head: 'linear' | 'mlp';
+  dropout: number;
+  freeze: ModelFreeze;
+}
+/** A whole pretrained HF CLIP as the starting point. */
+export interface PretrainedModelConfig {
+  pretrained: string;
+  freeze: ModelFreeze;
+}
 
 const ShapesDataSchema = z.strictObject({
   kind: z.literal('shapes'),
@@ -61,17 +117,20 @@ const CsvDataSchema = z.strictObject({
 
 export const DataConfigSchema = z.strictObject({
   dataset: z.discriminatedUnion('kind', [ShapesDataSchema, Flickr8kDataSchema, CsvDataSchema]),
-  /** tokenizer.json, or a directory holding it (with tokenizer_config.json). */
-  tokenizer: z.string().min(1),
+  /** tokenizer.json, or a directory holding it (with tokenizer_config.json). Required unless model.pretrained gives it. */
+  tokenizer: z.string().min(1).optional(),
   /** Captions are tokenised, truncated and padded to this many tokens (reference: 40). */
   // 3: the tokenizer's [CLS] and [SEP] plus at least one caption token (what the tokenizer itself checks).
   maxLength: z.number().int().min(3, 'must be ≥ 3: [CLS] + [SEP] + at least one token').max(512).default(40),
   batchSize: positiveInt.default(32),
   /** Batch size of validation/test passes (in-batch top-k is out of this many). Default: batchSize. */
   evalBatchSize: positiveInt.optional(),
-  /** Square image size the processor resizes to (must match the vision tower). */
-  imageSize: positiveInt.default(224),
-  /** A directory with preprocessor_config.json (mean/std/resample); default: OpenAI CLIP mean/std, bilinear. */
+  /** Square image size the processor resizes to (must match the vision tower). Default 224, or model.pretrained's. */
+  imageSize: positiveInt.optional(),
+  /**
+   * A directory with preprocessor_config.json (mean/std/resample); default: model.pretrained's, else
+   * OpenAI CLIP mean/std, bilinear.
+   */
   imageProcessor: z.string().min(1).optional(),
   /** Training caption per image per epoch: 'random' (the reference) or always the 'first'. */
   captionPick: z.enum(['random', 'first']).default('random'),
@@ -138,7 +197,7 @@ export const EvalConfigSchema = z.strictObject({
   recallK: z.array(positiveInt).min(1).default([1, 5, 10]),
 });
 
-export const ExperimentConfigSchema = z.strictObject({
+const ExperimentFields = z.strictObject({
   /** Seeds every random source: weight init, shuffles, caption picks, dropout. */
   seed: z.number().int().min(0).max(2 ** 32 - 1).default(42),
   backend: z.enum(BACKEND_NAMES).default('auto'),
@@ -153,6 +212,13 @@ export const ExperimentConfigSchema = z.strictObject({
     .default({ enabled: 'auto' }),
   output: z.strictObject({ runDir: z.string().min(1).default('runs/experiment') }).default({ runDir: 'runs/experiment' }),
 });
+
+/** Without a pretrained CLIP the data config must name the tokenizer, and the image size defaults to the reference's. */
+export const ExperimentConfigSchema = ExperimentFields.superRefine((c, ctx) => {
+  if (!('pretrained' in c.model) && c.data.tokenizer === undefined) {
+    ctx.addIssue({ code: 'custom', path: ['data', 'tokenizer'], message: 'required (a tokenizer.json or a directory holding one) unless model.pretrained provides it' });
+  }
+}).transform((c) => ('pretrained' in c.model || c.data.imageSize !== undefined ? c : { ...c, data: { ...c.data, imageSize: 224 } }));
 
 /** A parsed config: every default filled in. */
 export type ExperimentConfig = z.infer<typeof ExperimentConfigSchema>;

@@ -4,6 +4,7 @@ import { ClipError, ConfigError, DataError, type CaptionTokenizer, type ImagePro
 import { createShapes, loadCaptionCsvSplits, loadFlickr8k, subset, type ImageCaptionDataset } from '@clip-ts/data';
 import { ClipImageProcessor, loadImageProcessor, loadTokenizer, loadTokenizerFiles } from '@clip-ts/encoders/node';
 import type { ExperimentConfig } from '../config/schema.js';
+import { pretrainedDir, pretrainedPreprocessing } from './pretrained.js';
 
 export interface ExperimentData {
   train: ImageCaptionDataset;
@@ -52,15 +53,25 @@ export async function loadExperimentData(data: ExperimentConfig['data']): Promis
   return { train: cut(splits.train, limit?.train), val: cut(splits.val, limit?.val), test: cut(splits.test, limit?.test) };
 }
 
-/** The tokenizer (tokenizer.json or a directory with it) and image processor the config names. */
-export async function loadPreprocessing(data: ExperimentConfig['data']): Promise<{ tokenizer: CaptionTokenizer; imageProcessor: ImageProcessor }> {
+/**
+ * The tokenizer (tokenizer.json or a directory with it) and image processor the config names. With a
+ * whole pretrained CLIP (`model`), they come from its repo unless data.* overrides them (see
+ * pretrainedPreprocessing).
+ */
+export async function loadPreprocessing(
+  data: ExperimentConfig['data'],
+  model?: ExperimentConfig['model'],
+): Promise<{ tokenizer: CaptionTokenizer; imageProcessor: ImageProcessor; tokenizerDir?: string; hf?: boolean }> {
+  if (model && 'pretrained' in model) return pretrainedPreprocessing(data, await pretrainedDir(model.pretrained));
+  if (data.tokenizer === undefined) throw new ConfigError('data.tokenizer: required (a tokenizer.json or a directory holding one) unless model.pretrained provides it');
   const isDir = await stat(data.tokenizer).then(
     (s) => s.isDirectory(),
     () => undefined,
   );
   if (isDir === undefined) throw new ConfigError(`data.tokenizer: ${data.tokenizer} does not exist (give a tokenizer.json or a directory holding one)`);
-  const tokenizer = isDir ? await loadTokenizer(data.tokenizer) : await loadTokenizerFiles(data.tokenizer, path.join(path.dirname(data.tokenizer), 'tokenizer_config.json'));
-  const size = { height: data.imageSize, width: data.imageSize };
+  const file = data.tokenizer;
+  const tokenizer = isDir ? await loadTokenizer(file) : await loadTokenizerFiles(file, path.join(path.dirname(file), 'tokenizer_config.json'));
+  const size = { height: data.imageSize ?? 224, width: data.imageSize ?? 224 };
   const imageProcessor = data.imageProcessor ? await loadImageProcessor(data.imageProcessor, size) : new ClipImageProcessor(size);
   return { tokenizer, imageProcessor };
 }

@@ -1,4 +1,3 @@
-import { loadCLIPModel } from '@clip-ts/core/node';
 import { captionRetrieval } from '../evaluation/captions.js';
 import { evaluateCaptionSplit } from '../evaluation/split.js';
 import { TrainingError } from '../trainer/errors.js';
@@ -6,6 +5,7 @@ import { existingCheckpointDir } from '../trainer/run-state.js';
 import { clipModelTask } from './model.js';
 import { evalLoader, fixedEpoch } from './pipeline.js';
 import { splitMetricsFromLogs, type Results } from './results.js';
+import { loadModelDir } from './pretrained.js';
 import type { RunContext, RunInputs } from './setup.js';
 
 /**
@@ -17,7 +17,7 @@ export async function evaluateBest(run: RunContext, inputs: RunInputs): Promise<
   const { config } = run;
   const dir = await existingCheckpointDir(run.bestDir);
   if (!dir) throw new TrainingError(`${run.bestDir}: no best checkpoint was written (did every epoch fail validation?)`);
-  const best = await loadCLIPModel(dir, { seed: config.seed });
+  const best = await loadModelDir(dir, { seed: config.seed });
   try {
     const test = inputs.data.test;
     const { logs, retrieval } = await evaluateCaptionSplit(clipModelTask(best, { vision: true, text: true }), fixedEpoch(evalLoader(run, inputs, test)), {

@@ -5,3 +5,4 @@ export * from './data.js';
 export * from './optimizer.js';
 export { fixedEpoch } from './pipeline.js';
 export * from './run-dir.js';
+export * from './pretrained.js';

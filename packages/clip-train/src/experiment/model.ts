@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import {
+  ClipError,
   CLIPModel,
   ConfigError,
   createImageEncoder,
@@ -11,11 +12,10 @@ import {
   type TextEncoder,
 } from '@clip-ts/core';
 import { loadEncoderFromDir } from '@clip-ts/encoders/node';
-import type { ExperimentConfig, TowerFreeze } from '../config/schema.js';
+import type { ExperimentConfig, PretrainedModelConfig, TowerFreeze, TowerSpec, TowersModelConfig } from '../config/schema.js';
 import type { EvalOutputs, TrainTask } from '../trainer/types.js';
 import type { CaptionBatch } from '@clip-ts/data';
-
-type TowerSpec = ExperimentConfig['model']['vision'];
+import { loadModelDir, pretrainedDir } from './pretrained.js';
 
 async function buildTower(kind: 'image' | 'text', spec: TowerSpec, seed: number): Promise<ImageEncoder | TextEncoder> {
   const where = kind === 'image' ? 'model.vision' : 'model.text';
@@ -36,23 +36,49 @@ async function buildTower(kind: 'image' | 'text', spec: TowerSpec, seed: number)
   }
 }
 
-/** Build the CLIP model the config describes (towers pretrained or from scratch, fresh heads), seeded. */
+/**
+ * Build the CLIP model the config describes, seeded: a whole pretrained CLIP (model.pretrained), or towers
+ * (pretrained or from scratch) with fresh heads. The caller owns the model.
+ */
 export async function buildModel(config: ExperimentConfig): Promise<CLIPModel> {
+  if ('pretrained' in config.model) return loadPretrainedCLIP(config.model, config);
+  return buildFromTowers(config.model, config);
+}
+
+/** model.pretrained: every weight (towers, heads, logit scale) comes from the checkpoint; dropout is seeded. */
+async function loadPretrainedCLIP(spec: PretrainedModelConfig, config: ExperimentConfig): Promise<CLIPModel> {
+  let model: CLIPModel;
+  try {
+    model = await loadModelDir(await pretrainedDir(spec.pretrained), { seed: config.seed });
+  } catch (err) {
+    if (err instanceof ClipError) throw err; // already names the file and key
+    throw new ConfigError(`model.pretrained: ${spec.pretrained}: ${(err as Error).message}`, { cause: err });
+  }
+  try {
+    if (config.data.imageSize !== undefined) checkImageSize(model.imageEncoder, config.data.imageSize);
+    return model;
+  } catch (err) {
+    model.dispose();
+    throw err;
+  }
+}
+
+async function buildFromTowers(spec: TowersModelConfig, config: ExperimentConfig): Promise<CLIPModel> {
   const rng = new Rng(config.seed);
   const visionSeed = rng.nextSeed();
   const textSeed = rng.nextSeed();
   const headSeed = rng.nextSeed();
-  const imageEncoder = (await buildTower('image', config.model.vision, visionSeed)) as ImageEncoder;
+  const imageEncoder = (await buildTower('image', spec.vision, visionSeed)) as ImageEncoder;
   let textEncoder: TextEncoder | undefined;
   try {
-    textEncoder = (await buildTower('text', config.model.text, textSeed)) as TextEncoder;
-    checkImageSize(imageEncoder, config.data.imageSize);
+    textEncoder = (await buildTower('text', spec.text, textSeed)) as TextEncoder;
+    checkImageSize(imageEncoder, config.data.imageSize ?? 224);
     return new CLIPModel({
       imageEncoder,
       textEncoder,
-      projectionDim: config.model.projectionDim,
-      head: config.model.head,
-      dropout: config.model.dropout,
+      projectionDim: spec.projectionDim,
+      head: spec.head,
+      dropout: spec.dropout,
       seed: headSeed,
     });
   } catch (err) {

@@ -3,6 +3,7 @@ import { initBackend, Rng, type CaptionTokenizer, type ImageProcessor } from '@c
 import { parseExperimentConfig } from '../config/load.js';
 import type { ExperimentConfig, ExperimentConfigInput } from '../config/schema.js';
 import { loadExperimentData, loadPreprocessing, type ExperimentData } from './data.js';
+import { pretrainedAssets, type HFCLIPAssets } from './pretrained.js';
 
 /** What every step of a run reads: the resolved config, where the run lives, how to log. */
 export interface RunContext {
@@ -57,15 +58,22 @@ export interface RunInputs {
   tokenizer: CaptionTokenizer;
   imageProcessor: ImageProcessor;
   data: ExperimentData;
+  /** Where the tokenizer files come from when the config names none (a pretrained repo). */
+  tokenizerDir?: string | undefined;
+  /** Set when the run starts from an HF CLIP: its checkpoints are saved in that layout, with these files. */
+  hfAssets?: HFCLIPAssets | undefined;
 }
 
 /** Step 3: preprocessing (given in code or read from the config) and the three splits. */
 export async function loadInputs(run: RunContext, given: { tokenizer?: CaptionTokenizer | undefined; imageProcessor?: ImageProcessor | undefined }): Promise<RunInputs> {
   const { config } = run;
-  const pre = given.tokenizer && given.imageProcessor
-    ? { tokenizer: given.tokenizer, imageProcessor: given.imageProcessor }
-    : await loadPreprocessing(config.data);
+  const pretrained = 'pretrained' in config.model;
+  const pre = given.tokenizer && given.imageProcessor && !pretrained
+    ? { tokenizer: given.tokenizer, imageProcessor: given.imageProcessor, tokenizerDir: undefined, hf: false }
+    : await loadPreprocessing(config.data, config.model);
+  const imageProcessor = given.imageProcessor ?? pre.imageProcessor;
+  const hfAssets = pre.hf && pre.tokenizerDir !== undefined ? pretrainedAssets(pre.tokenizerDir, imageProcessor) : undefined;
   const data = await loadExperimentData(config.data);
   run.log(`data: ${config.data.dataset.kind} — train ${data.train.length}, val ${data.val.length}, test ${data.test.length} images`);
-  return { tokenizer: given.tokenizer ?? pre.tokenizer, imageProcessor: given.imageProcessor ?? pre.imageProcessor, data };
+  return { tokenizer: given.tokenizer ?? pre.tokenizer, imageProcessor, data, tokenizerDir: pre.tokenizerDir, hfAssets };
 }

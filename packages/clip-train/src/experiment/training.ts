@@ -1,7 +1,6 @@
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
-import type { CLIPModel, ImageProcessor } from '@clip-ts/core';
-import { loadCLIPModel, saveCLIPModel } from '@clip-ts/core/node';
+import { ConfigError, type CLIPModel, type ImageProcessor } from '@clip-ts/core';
 import { ClipImageProcessor } from '@clip-ts/encoders/node'; // importing also registers the vit / distilbert towers
 import { CaptionLoader } from '@clip-ts/data';
 import {
@@ -22,6 +21,7 @@ import { saveCheckpointAssets, TOKENIZER_FILE } from './checkpoint-assets.js';
 import { applyFreeze, buildModel } from './model.js';
 import { buildOptimizer } from './optimizer.js';
 import { buildPipeline, type AnyPipeline } from './pipeline.js';
+import { loadModelDir, saveModelDir } from './pretrained.js';
 import type { RunContext, RunInputs } from './setup.js';
 
 /** Everything the fit step needs; `dispose` frees the model, optimizer and cached features. */
@@ -44,7 +44,7 @@ export interface Training {
  */
 export async function buildTraining(run: RunContext, inputs: RunInputs, resumeFrom: string | undefined, io: { stderr: (text: string) => void; tty?: NodeJS.WriteStream | undefined }): Promise<Training> {
   const { config } = run;
-  const model = resumeFrom ? await loadCLIPModel(resumeFrom, { seed: config.seed }) : await buildModel(config);
+  const model = resumeFrom ? await loadModelDir(resumeFrom, { seed: config.seed }) : await buildModel(config);
   const owned: Array<{ dispose(): void }> = [model];
   const dispose = () => {
     for (const o of owned.reverse()) o.dispose();
@@ -70,7 +70,8 @@ export async function buildTraining(run: RunContext, inputs: RunInputs, resumeFr
     const checkpoint = new ModelCheckpoint({
       dir: run.runDir,
       extraState: () => ({ rngs: rngStates(model) }),
-      writeAssets: await checkpointAssetsWriter(config.data, inputs.imageProcessor),
+      // An HF CLIP's tokenizer and preprocessor files are written with its weights (saveModelDir).
+      writeAssets: inputs.hfAssets ? undefined : await checkpointAssetsWriter({ ...config.data, tokenizer: config.data.tokenizer ?? inputs.tokenizerDir }, inputs.imageProcessor),
     });
     const callbacks: Callback[] = [
       new NanGuard(),
@@ -85,7 +86,7 @@ export async function buildTraining(run: RunContext, inputs: RunInputs, resumeFr
       `model: ${model.namedVariables().length} weights, ${frozen.trainable.length} training` +
         `${useCache ? ' (frozen towers: training on cached features)' : ''}; batch ${config.data.batchSize}, ${trainLoader.numBatches} steps/epoch`,
     );
-    const trainable: TrainableModel = { namedVariables: () => model.namedVariables(), save: (dir) => saveCLIPModel(model, dir) };
+    const trainable: TrainableModel = { namedVariables: () => model.namedVariables(), save: (dir) => saveModelDir(model, dir, inputs.hfAssets) };
     return { model, trainable, optimizer, callbacks, checkpoint, earlyStopping, useCache, withPipeline, dispose };
   } catch (err) {
     dispose();
@@ -98,6 +99,7 @@ export async function buildTraining(run: RunContext, inputs: RunInputs, resumeFr
  * `clip zeroshot` and `clip embed` can run on best/ or last/ alone.
  */
 async function checkpointAssetsWriter(data: ExperimentConfig['data'], imageProcessor: ImageProcessor): Promise<(dir: string) => Promise<void>> {
+  if (data.tokenizer === undefined) throw new ConfigError('data.tokenizer: required to write checkpoint assets');
   const isDir = (await fs.stat(data.tokenizer)).isDirectory();
   const tokenizerFile = isDir ? path.join(data.tokenizer, TOKENIZER_FILE) : data.tokenizer;
   const processorOptions = imageProcessor instanceof ClipImageProcessor
