@@ -19,3 +19,4 @@ export * from './tokenizer.js';
 export * from './image-processor.js';
 export { resizeRgb8, type ResampleFilter } from './resample.js';
 export * from './registry.js';
+export * from './platform/browser-images.js';
