@@ -3,6 +3,7 @@
  * few images and train the few-shot adapter. State is a list of images with their embeddings; labels and
  * queries only embed texts, so typing does not re-run the image tower.
  */
+import * as tf from '@tensorflow/tfjs-core';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import { initBackend, BROWSER_BACKEND_NAMES, type BrowserBackendName } from '@clip-ts/core';
 import { BrowserCLIP, type Embeddings, type LabelScore } from './model.js';
@@ -254,6 +255,10 @@ async function start(): Promise<void> {
 
   // The .wasm binaries are copied next to the page at build time (scripts/prepare-static.mjs).
   setWasmPaths(new URL('tfjs-wasm/', document.baseURI).href);
+  // tfjs's threaded wasm binary starts its workers from an inlined script that breaks once bundled
+  // ("e is not defined" in the worker, and the backend never becomes ready); single-threaded SIMD is
+  // what Node runs too. ?threads=1 tries the threaded build anyway.
+  if (params.get('threads') !== '1') tf.env().set('WASM_HAS_MULTITHREAD_SUPPORT', false);
   setStatus(`Starting backend ${backendParam}…`, 'loading');
   const info = await initBackend(backendParam as BrowserBackendName);
   document.body.dataset.backend = info.name;
