@@ -32,7 +32,7 @@ const queryInput = $<HTMLInputElement>('query');
 const fewshotResult = $<HTMLOutputElement>('fewshot-result');
 
 let clip: BrowserCLIP | undefined;
-let images: PageImage[] = [];
+const images: PageImage[] = [];
 let embeddings: Embeddings = { data: new Float32Array(0), rows: 0, dim: 0 };
 let labels: string[] = [];
 let busy: Promise<unknown> = Promise.resolve();
@@ -307,6 +307,25 @@ async function start(): Promise<void> {
   $('train').addEventListener('click', () => void serial(trainAdapter));
 }
 
+type InputKind = 'blob' | 'bitmap' | 'img' | 'imagedata';
+
+/** The same picture as each kind of input decodeBrowserImage takes (the test checks they agree). */
+async function asInput(img: PageImage, as: InputKind): Promise<Blob | ImageBitmap | HTMLImageElement | ImageData> {
+  if (as === 'blob') return img.file;
+  const bitmap = await createImageBitmap(img.file, { colorSpaceConversion: 'none', premultiplyAlpha: 'none' });
+  if (as === 'bitmap') return bitmap;
+  if (as === 'imagedata') {
+    const c = new OffscreenCanvas(bitmap.width, bitmap.height);
+    const ctx = c.getContext('2d') as OffscreenCanvasRenderingContext2D;
+    ctx.drawImage(bitmap, 0, 0);
+    return ctx.getImageData(0, 0, bitmap.width, bitmap.height);
+  }
+  const el = new Image();
+  el.src = img.url;
+  await el.decode();
+  return el;
+}
+
 /** For tests and the console: what the page computed, at full precision. */
 declare global {
   interface Window {
@@ -314,8 +333,8 @@ declare global {
       ready: Promise<void>;
       idle: () => Promise<unknown>;
       timings: Record<string, number>;
-      /** Preprocessed pixel_values (CHW) of an added image, decoded by the browser. */
-      pixelValues: (name: string) => Promise<number[]>;
+      /** Preprocessed pixel_values (CHW) of an added image, decoded by the browser from the given kind of input. */
+      pixelValues: (name: string, as?: InputKind) => Promise<number[]>;
     };
   }
 }
@@ -328,9 +347,9 @@ window.clipPage = {
   ready,
   idle: () => busy,
   timings,
-  pixelValues: async (name) => {
+  pixelValues: async (name, as = 'blob') => {
     const img = images.find((i) => i.name === name);
     if (!img || !clip) throw new Error(`no image ${name}`);
-    return Array.from(await clip.pixelValues(img.file));
+    return Array.from(await clip.pixelValues(await asInput(img, as)));
   },
 };
