@@ -56,10 +56,11 @@ export async function trainFewShot(
   const c = classText.rows;
   const d = classText.dim;
   const x = tf.tensor2d(rowsOf(images, trainRows), [trainRows.length, d]);
-  const y = tf.oneHot(tf.tensor1d([...trainLabels], 'int32'), c);
+  const y = tf.tidy(() => tf.oneHot(tf.tensor1d([...trainLabels], 'int32'), c));
   const w0 = tf.tidy(() => tf.mul(tf.tensor2d(classText.data, [c, d]), scale));
-  const w = tf.variable(tf.clone(w0));
-  const b = tf.variable(tf.zeros([c]));
+  // Variables outlive tidy; the initial values made for them do not.
+  const w = tf.tidy(() => tf.variable(tf.clone(w0)));
+  const b = tf.tidy(() => tf.variable(tf.zeros([c])));
   const optimizer = tf.train.adam(learningRate);
   const lossFn = (): tf.Scalar =>
     tf.tidy(() => {

@@ -294,7 +294,8 @@ describe('examples/web in Chromium', () => {
     }
   });
 
-  it('webgl (SwiftShader): equal to Node when it runs, else a clear error', async () => {
+  // SwiftShader compiles every shader on the CPU (~35 s here), so this one is opt-in: CLIP_WEB_WEBGL=1.
+  it.runIf(process.env.CLIP_WEB_WEBGL === '1')('webgl (SwiftShader): equal to Node when it runs, else a clear error', async () => {
     const page = await openPage('models/clip-tiny/', 'webgl');
     try {
       const state = await page.getAttribute('#status', 'data-state');
@@ -324,4 +325,35 @@ describe('examples/web in Chromium', () => {
       await page.close();
     }
   });
+
+  // Sizes and speeds for docs/browser.md: CLIP_WEB_BENCH=1 npx vitest run --project web test/browser.test.ts
+  it.runIf(process.env.CLIP_WEB_BENCH === '1')('speed per backend (logged, not asserted)', async () => {
+    const shapes = createShapes({ seed: 5, imageSize: 64, trainSize: 1, valSize: 1, testSize: 32, heldOutSize: 1 });
+    const files: string[] = [];
+    for (let i = 0; i < shapes.test.length; i++) {
+      const file = join(work, `bench-${i}.png`);
+      await writeFile(file, await sharp(Buffer.from(shapes.test.raw(i)), { raw: { width: 64, height: 64, channels: 3 } }).png().toBuffer());
+      files.push(file);
+    }
+    for (const model of ['models/clip-tiny/', 'models/demo/']) {
+      for (const backend of ['wasm', 'cpu', 'webgl']) {
+        const page = await openPage(model, backend);
+        try {
+          if ((await page.getAttribute('#status', 'data-state')) !== 'ready') {
+            log.push(`speed ${model} ${backend}: ${await page.textContent('#errors')}`);
+            continue;
+          }
+          await page.setInputFiles('#files', files.slice(0, 4)); // warm-up (kernels, shaders)
+          await idle(page);
+          await page.setInputFiles('#files', files);
+          await idle(page);
+          const t = await page.evaluate(() => window.clipPage.timings);
+          const ips = ((t.embedded ?? 0) / (t.embedMs ?? NaN)) * 1000;
+          log.push(`speed ${model} ${backend}: load ${t.loadMs?.toFixed(0)} ms, ${t.embedded} images in ${t.embedMs?.toFixed(0)} ms = ${ips.toFixed(1)} images/s`);
+        } finally {
+          await page.close();
+        }
+      }
+    }
+  }, 600_000);
 });
