@@ -5,7 +5,7 @@ const src = (name: string, file: string): string => fileURLToPath(new URL(`./pac
 
 // Tests import sibling packages from source, so `vitest` works without a build. Subpaths come first: an alias
 // also matches `<key>/…`, so `@clip-ts/core` would swallow `@clip-ts/core/node`. Tests run under Node, so
-// core's `#platform` is its Node module.
+// core's `#platform` and encoders' `#clip-platform` are their Node modules.
 const alias = [
   { find: '@clip-ts/core/node', replacement: src('clip-core', 'node.ts') },
   { find: '@clip-ts/encoders/node', replacement: src('clip-encoders', 'node.ts') },
@@ -16,6 +16,7 @@ const alias = [
   { find: '@clip-ts/train', replacement: src('clip-train', 'index.ts') },
   { find: '@clip-ts/cli', replacement: src('clip-cli', 'index.ts') },
   { find: '#platform', replacement: src('clip-core', 'platform/node.ts') },
+  { find: '#clip-platform', replacement: src('clip-encoders', 'platform/node.ts') },
 ];
 
 const project = (name: string, extra: { include?: string[]; testTimeout?: number } = {}) => ({

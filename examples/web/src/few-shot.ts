@@ -8,7 +8,13 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { ValueError } from '@clip-ts/core';
-import type { Embeddings } from './model.js';
+
+/** Row-major vectors (CLIP's `Embeddings` fits): `rows` × `dim` floats in `data`. */
+export interface EmbeddingRows {
+  readonly data: Float32Array;
+  readonly rows: number;
+  readonly dim: number;
+}
 
 export interface FewShotOptions {
   steps?: number;
@@ -28,7 +34,7 @@ export interface FewShotHead {
   lossAfter: number;
 }
 
-function rowsOf(e: Embeddings, idx: readonly number[]): Float32Array {
+function rowsOf(e: EmbeddingRows, idx: readonly number[]): Float32Array {
   const out = new Float32Array(idx.length * e.dim);
   idx.forEach((r, i) => out.set(e.data.subarray(r * e.dim, (r + 1) * e.dim), i * e.dim));
   return out;
@@ -39,10 +45,10 @@ function rowsOf(e: Embeddings, idx: readonly number[]): Float32Array {
  * `scale` is the model's exp(logit_scale). Deterministic for the same inputs and backend.
  */
 export async function trainFewShot(
-  images: Embeddings,
+  images: EmbeddingRows,
   trainRows: readonly number[],
   trainLabels: readonly number[],
-  classText: Embeddings,
+  classText: EmbeddingRows,
   scale: number,
   options: FewShotOptions = {},
 ): Promise<FewShotHead> {
@@ -93,7 +99,7 @@ export async function trainFewShot(
 }
 
 /** Class ids (argmax of x·Wᵀ + b) for embedding rows `rows`. */
-export function predict(head: Pick<FewShotHead, 'weights' | 'bias' | 'classes' | 'dim'>, images: Embeddings, rows: readonly number[]): number[] {
+export function predict(head: Pick<FewShotHead, 'weights' | 'bias' | 'classes' | 'dim'>, images: EmbeddingRows, rows: readonly number[]): number[] {
   return rows.map((r) => {
     let best = 0;
     let bestScore = -Infinity;
@@ -110,7 +116,7 @@ export function predict(head: Pick<FewShotHead, 'weights' | 'bias' | 'classes' |
 }
 
 /** The zero-shot head: what the adapter starts from (weights = scale · text embeddings, no bias). */
-export function zeroShotHead(classText: Embeddings, scale: number): Pick<FewShotHead, 'weights' | 'bias' | 'classes' | 'dim'> {
+export function zeroShotHead(classText: EmbeddingRows, scale: number): Pick<FewShotHead, 'weights' | 'bias' | 'classes' | 'dim'> {
   return { weights: classText.data.map((v) => v * scale), bias: new Float32Array(classText.rows), classes: classText.rows, dim: classText.dim };
 }
 

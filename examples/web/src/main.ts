@@ -6,7 +6,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import { initBackend, BROWSER_BACKEND_NAMES, type BrowserBackendName } from '@clip-ts/core';
-import { BrowserCLIP, type Embeddings, type LabelScore } from './model.js';
+import { Embeddings, PageCLIP, type LabelScore } from './model.js';
 import { accuracy, predict, trainFewShot, zeroShotHead } from './few-shot.js';
 
 interface PageImage {
@@ -31,9 +31,9 @@ const templateInput = $<HTMLInputElement>('template');
 const queryInput = $<HTMLInputElement>('query');
 const fewshotResult = $<HTMLOutputElement>('fewshot-result');
 
-let clip: BrowserCLIP | undefined;
+let clip: PageCLIP | undefined;
 const images: PageImage[] = [];
-let embeddings: Embeddings = { data: new Float32Array(0), rows: 0, dim: 0 };
+let embeddings: Embeddings | undefined;
 let labels: string[] = [];
 let busy: Promise<unknown> = Promise.resolve();
 
@@ -126,7 +126,7 @@ let lastRanking: { row: number; score: number }[] | undefined;
 async function classify(): Promise<void> {
   if (!clip) return;
   labels = parseLabels(labelsInput.value);
-  if (labels.length === 0 || images.length === 0) {
+  if (labels.length === 0 || !embeddings || images.length === 0) {
     lastScores = undefined;
     render(undefined, lastRanking);
     return;
@@ -140,7 +140,7 @@ async function classify(): Promise<void> {
 async function search(): Promise<void> {
   if (!clip) return;
   const query = queryInput.value.trim();
-  if (query === '' || images.length === 0) {
+  if (query === '' || !embeddings || images.length === 0) {
     lastRanking = undefined;
     ranking.replaceChildren();
     render(lastScores);
@@ -182,19 +182,21 @@ async function addFiles(files: readonly File[]): Promise<void> {
   }
   timings.embedMs = performance.now() - started;
   timings.embedded = accepted.length;
-  const dim = model.model.projectionDim;
-  const data = new Float32Array((embeddings.rows + accepted.length) * dim);
-  data.set(embeddings.data);
-  fresh.forEach((e, i) => data.set(e.data, (embeddings.rows + i) * dim));
-  accepted.forEach((file, i) => images.push({ name: file.name, file, url: URL.createObjectURL(file), row: embeddings.rows + i }));
-  embeddings = { data, rows: embeddings.rows + accepted.length, dim };
+  const dim = model.dim;
+  const old = embeddings?.rows ?? 0;
+  const data = new Float32Array((old + accepted.length) * dim);
+  if (embeddings) data.set(embeddings.data);
+  fresh.forEach((e, i) => data.set(e.data, (old + i) * dim));
+  accepted.forEach((file, i) => images.push({ name: file.name, file, url: URL.createObjectURL(file), row: old + i }));
+  embeddings = new Embeddings(data, old + accepted.length, dim);
   setStatus(`Ready: ${images.length} image(s)`, 'ready');
   await classify();
   await search();
 }
 
 async function trainAdapter(): Promise<void> {
-  if (!clip) return;
+  if (!clip || !embeddings) return;
+  const stored = embeddings;
   const model = clip;
   const shots = Math.max(1, Number($<HTMLInputElement>('shots').value) || 1);
   const labelled = images.filter((i) => labels.includes(fewshotLabels.get(i.name) ?? ''));
@@ -216,9 +218,9 @@ async function trainAdapter(): Promise<void> {
   const classOf = (img: PageImage): number => labels.indexOf(fewshotLabels.get(img.name) as string);
   const testRows = test.map((i) => i.row);
   const truth = test.map(classOf);
-  const before = accuracy(predict(zeroShotHead(classText, model.scale), embeddings, testRows), truth);
-  const head = await trainFewShot(embeddings, train.map((i) => i.row), train.map(classOf), classText, model.scale);
-  const after = accuracy(predict(head, embeddings, testRows), truth);
+  const before = accuracy(predict(zeroShotHead(classText, model.scale), stored, testRows), truth);
+  const head = await trainFewShot(stored, train.map((i) => i.row), train.map(classOf), classText, model.scale);
+  const after = accuracy(predict(head, stored, testRows), truth);
   const ms = performance.now() - started;
   fewshotResult.dataset.before = String(before);
   fewshotResult.dataset.after = String(after);
@@ -265,7 +267,7 @@ async function start(): Promise<void> {
   const loadStarted = performance.now();
   setStatus(`Loading ${modelSelect.value} on ${info.name}…`, 'loading');
   try {
-    clip = await BrowserCLIP.fromUrl(modelSelect.value, {
+    clip = await PageCLIP.fromUrl(modelSelect.value, {
       onProgress: (p) => {
         if (p.file === 'model.safetensors' && p.total) progress.value = p.loaded / p.total;
         setStatus(`Downloading ${p.file}: ${(p.loaded / 1e6).toFixed(1)}${p.total ? ` / ${(p.total / 1e6).toFixed(1)}` : ''} MB`, 'loading');

@@ -223,7 +223,7 @@ describe('examples/web in Chromium', () => {
       expect(await missing.getAttribute('#status', 'data-state')).toBe('error');
       const text = (await missing.textContent('#errors')) ?? '';
       expect(text).toContain('models/nothing-here/ failed to load');
-      expect(text).toContain('HTTP 404');
+      expect(text).toContain('no config.json');
     } finally {
       await missing.close();
     }

@@ -2,13 +2,13 @@ import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { initBackend, ValueError } from '@clip-ts/core';
 import { accuracy, predict, trainFewShot, zeroShotHead } from '../src/few-shot.js';
-import type { Embeddings } from '../src/model.js';
+import type { EmbeddingRows } from '../src/few-shot.js';
 
 const norm = (v: number[]): number[] => {
   const n = Math.hypot(...v);
   return v.map((x) => x / n);
 };
-const emb = (rows: number[][]): Embeddings => ({ data: Float32Array.from(rows.flatMap(norm)), rows: rows.length, dim: (rows[0] as number[]).length });
+const emb = (rows: number[][]): EmbeddingRows => ({ data: Float32Array.from(rows.flatMap(norm)), rows: rows.length, dim: (rows[0] as number[]).length });
 
 // Class 0's prompt points at class 1's images, so zero-shot gets class-1 images wrong; one labelled
 // image per class is enough for the head to fix that.

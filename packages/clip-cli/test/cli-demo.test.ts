@@ -56,8 +56,11 @@ describe('clip demo --quick (the whole path: train from scratch, test, zero-shot
     expect(await runCli(['zeroshot', '--checkpoint', join(out, 'best'), '--dataset', 'shapes', '--json'], zs)).toBe(0);
     expect((JSON.parse(zs.out()) as { classNames: string[] }).classNames).toHaveLength(30);
 
-    // A rerun replaces its own earlier run directory…
+    // A rerun replaces its own earlier run…, but not a file the user added to the directory since (issue 15, item 1).
+    await writeFile(join(out, 'my-notes.txt'), 'keep me');
     expect(await runCli(['demo', '--quick', '--epochs', '1', '--out', out, '--json'], captureIO())).toBe(0);
+    expect(await readFile(join(out, 'my-notes.txt'), 'utf8')).toBe('keep me');
+    expect(existsSync(join(out, 'best/model.safetensors'))).toBe(true);
   });
 
   it('refuses to replace a directory that is not a demo run', async () => {

@@ -30,7 +30,7 @@ afterAll(async () => {
 });
 
 describe('clip eval', () => {
-  it('reports loss, in-batch top-k over full batches and full-split recall as one JSON object', async () => {
+  it('reports loss, in-batch top-k over all batches and full-split recall as one JSON object', async () => {
     const io = captureIO();
     const before = tf.memory().numTensors;
     const code = await runCli(['eval', '--checkpoint', ckpt, '--dataset', 'csv', '--root', dir, '--split', 'test', '--batch-size', '3', '--json', '--backend', 'cpu'], io);
@@ -40,11 +40,11 @@ describe('clip eval', () => {
     const r = JSON.parse(io.out()) as EvalResult;
     expect([r.images, r.captions, r.split]).toEqual([7, 14, 'test']);
     expect(Number.isFinite(r.loss) && r.loss > 0).toBe(true);
-    // 7 images in batches of 3: two full batches count, the last (1 image) does not.
-    expect(r.inBatch).toMatchObject({ batchSize: 3, batches: 2 });
+    // 7 images in batches of 3: all three batches count, the last (1 image) too (the trainer's protocol).
+    expect(r.inBatch).toMatchObject({ batchSize: 3, batches: 3 });
     const top5 = r.inBatch.topK.find((t) => t.k === 5);
     expect(top5).toEqual({ k: 5, imageToText: 1, textToImage: 1 }); // 5 ≥ batch size: always a hit
-    expect(r.recall.map((x) => x.k)).toEqual([1, 5]);
+    expect(r.recall.map((x) => x.k)).toEqual([1, 5, 10]);
     for (const x of r.recall) {
       expect(x.imageToText).toBeGreaterThanOrEqual(0);
       expect(x.imageToText).toBeLessThanOrEqual(1);

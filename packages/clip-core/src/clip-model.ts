@@ -16,7 +16,8 @@ import { CheckpointError, ClipError, ConfigError, formatZodIssues } from './erro
 import { clipLogits, clipLoss, l2Normalize, type ClipLogits } from './loss.js';
 import { PROJECTION_HEAD_KINDS, ProjectionHead, type ProjectionHeadKind } from './projection-head.js';
 import { Rng } from './rng.js';
-import { parseSafetensors, serializeSafetensors, type WritableTensor } from './safetensors.js';
+import { parseSafetensors, parseSafetensorsHeader, serializeSafetensors, type WritableTensor } from './safetensors.js';
+import { checkClipConfigAgainstWeights, SIZE_BOUNDS } from './size-guard.js';
 import { loadParams } from './state-dict.js';
 
 /**
@@ -41,7 +42,7 @@ const towerConfig = z.looseObject({ model_type: z.string().min(1) });
 /** config.json of a checkpoint (HF VisionTextDualEncoder layout). */
 export const CLIPModelConfigSchema = z.looseObject({
   model_type: z.literal(MODEL_TYPE),
-  projection_dim: z.number().int().positive(),
+  projection_dim: z.number().int().positive().max(SIZE_BOUNDS.width),
   projection_head: z.enum(PROJECTION_HEAD_KINDS).default('linear'),
   head_dropout: z.number().min(0).lt(1).default(0.1),
   logit_scale_init_value: z.number().finite().default(DEFAULT_LOGIT_SCALE_INIT),
@@ -334,9 +335,11 @@ export class CLIPModel {
         throw new ConfigError(`${configSource}: cannot parse: ${(err as Error).message}`, { cause: err });
       }
     }
+    const bytes = checkpoint.weights instanceof Uint8Array ? checkpoint.weights : new Uint8Array(checkpoint.weights);
+    // config.json is untrusted: its sizes must match the weights' header before any tower is built.
+    checkClipConfigAgainstWeights(json, parseSafetensorsHeader(bytes, weightsSource).tensors, { source: configSource, weightsSource, prefixes: PREFIX });
     const model = CLIPModel.fromConfig(json, { ...loadOptions, source: configSource });
     try {
-      const bytes = checkpoint.weights instanceof Uint8Array ? checkpoint.weights : new Uint8Array(checkpoint.weights);
       model.loadStateDict(parseSafetensors(bytes, weightsSource).tensors, weightsSource);
     } catch (err) {
       model.dispose();

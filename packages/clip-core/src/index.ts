@@ -30,3 +30,4 @@ export * from './projection-head.js';
 export * from './clip-model.js';
 export * from './metrics.js';
 export * from './zero-shot.js';
+export * from './size-guard.js';

@@ -83,26 +83,54 @@ export function perClassAccuracy(predictions: readonly number[], labels: readonl
 
 /**
  * In-batch retrieval accuracy from a square logits matrix whose diagonal holds the matching pairs (the
- * reference study's top-1/top-5): image→text ranks each row's diagonal, text→image each column's.
+ * reference study's top-1/top-5): image→text ranks each row's diagonal, text→image each column's. Runs
+ * the same ranking as `inBatchHits` (one implementation), then reads the counts back.
  */
 export function inBatchTopK(logitsPerImage: ScoreMatrix, ks: readonly number[] = [1, 5]): RecallAtK[] {
   const s = rows(logitsPerImage);
   if (s.n !== s.m || s.n === 0) throw new ShapeError(`inBatchTopK: logits must be square and non-empty, got ${s.n}×${s.m}`);
   for (const k of ks) checkK(k, 0, 'inBatchTopK');
-  const rowRank = new Int32Array(s.n);
-  const colRank = new Int32Array(s.n);
-  for (let i = 0; i < s.n; i++) {
-    const d = s.at(i, i);
-    let row = 0;
-    let col = 0;
-    for (let j = 0; j < s.n; j++) {
-      if (s.at(i, j) > d) row++;
-      if (s.at(j, i) > d) col++;
-    }
-    rowRank[i] = row;
-    colRank[i] = col;
-  }
-  return ks.map((k) => ({ k, imageToText: fractionBelow(rowRank, k), textToImage: fractionBelow(colRank, k) }));
+  const [i2t, t2i] = tf.tidy(() => {
+    const scores = logitsPerImage instanceof tf.Tensor ? logitsPerImage : tf.tensor2d(logitsPerImage.map((r) => Array.from(r)));
+    const hits = hitsFromScores(scores, ks);
+    return [hits.imageToText, hits.textToImage];
+  });
+  const a = i2t.dataSync();
+  const b = t2i.dataSync();
+  tf.dispose([i2t, t2i]);
+  return ks.map((k, j) => ({ k, imageToText: (a[j] as number) / s.n, textToImage: (b[j] as number) / s.n }));
+}
+
+/**
+ * Per-batch retrieval hits, the reference's in-batch protocol: image i's caption is the positive among the
+ * batch's B captions. Returns NEW int32 tensors [ks.length] counting rows whose positive ranks within top
+ * k, image→text and text→image. Ties count in the positive's favour. No data is read back, so a loop over
+ * batches can sum the counts on the device.
+ */
+export function inBatchHits(
+  imageEmbeds: tf.Tensor2D,
+  textEmbeds: tf.Tensor2D,
+  ks: readonly number[],
+): { imageToText: tf.Tensor1D; textToImage: tf.Tensor1D } {
+  return tf.tidy(() => {
+    const img = tf.div(imageEmbeds, tf.norm(imageEmbeds, 'euclidean', 1, true));
+    const txt = tf.div(textEmbeds, tf.norm(textEmbeds, 'euclidean', 1, true));
+    return hitsFromScores(tf.matMul(img, txt, false, true), ks);
+  });
+}
+
+/** Hit counts from a square score matrix (rows: images, columns: their captions); NEW tensors. */
+function hitsFromScores(sims: tf.Tensor2D, ks: readonly number[]): { imageToText: tf.Tensor1D; textToImage: tf.Tensor1D } {
+  return tf.tidy(() => {
+    // The diagonal taken from `sims` itself, so the positive never outranks itself by rounding.
+    const diag = tf.sum(tf.mul(sims, tf.eye(sims.shape[0])), 1);
+    const count = (better: tf.Tensor) => tf.sum(tf.cast(better, 'int32'), 1);
+    // rank = how many candidates score strictly higher than the positive
+    const rankI2T = count(tf.greater(sims, tf.expandDims(diag, 1)));
+    const rankT2I = count(tf.greater(tf.transpose(sims), tf.expandDims(diag, 1)));
+    const hits = (rank: tf.Tensor) => tf.stack(ks.map((k) => tf.sum(tf.cast(tf.less(rank, k), 'int32')))) as tf.Tensor1D;
+    return { imageToText: hits(rankI2T), textToImage: hits(rankT2I) };
+  });
 }
 
 /**

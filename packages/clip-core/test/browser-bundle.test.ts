@@ -107,6 +107,10 @@ describe('browser bundle', () => {
     expect(report.inputs).toContain('packages/clip-core/dist/platform/browser.js');
     expect(report.inputs).not.toContain('packages/clip-core/dist/platform/node.js');
     expect(report.inputs).toContain('packages/clip-encoders/dist/vit.js');
+    // Likewise encoders' `#clip-platform` (CLIP's loading and image decoding).
+    expect(report.inputs).toContain('packages/clip-encoders/dist/clip-api.js');
+    expect(report.inputs).toContain('packages/clip-encoders/dist/platform/browser.js');
+    expect(report.inputs).not.toContain('packages/clip-encoders/dist/platform/node.js');
     expect(report.inputs.some((f) => f.includes('@tensorflow/tfjs-backend-webgl'))).toBe(true);
     expect(report.inputs.some((f) => f.includes('sharp'))).toBe(false);
   }, 120_000);

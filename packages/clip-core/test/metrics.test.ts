@@ -5,6 +5,7 @@ import {
   ShapeError,
   ValueError,
   confusionMatrix,
+  inBatchHits,
   inBatchTopK,
   initBackend,
   perClassAccuracy,
@@ -63,6 +64,56 @@ describe('classification metrics', () => {
       { k: 2, imageToText: 1, textToImage: 1 },
     ]);
     expect(() => inBatchTopK([[1, 2]])).toThrow(/square/);
+  });
+});
+
+describe('inBatchHits', () => {
+  /** The definition written out: rank = candidates scoring strictly above the positive (cosine similarity). */
+  function bruteHits(img: number[][], txt: number[][], ks: number[]): { i2t: number[]; t2i: number[] } {
+    const unit = (v: number[]) => {
+      const n = Math.hypot(...v);
+      return v.map((x) => x / n);
+    };
+    const a = img.map(unit);
+    const b = txt.map(unit);
+    const sim = a.map((x) => b.map((y) => x.reduce((s, xi, d) => s + xi * (y[d] as number), 0)));
+    const n = img.length;
+    const rankRow = (i: number) => sim[i]!.filter((v) => v > sim[i]![i]!).length;
+    const rankCol = (j: number) => sim.filter((row) => row[j]! > sim[j]![j]!).length;
+    return {
+      i2t: ks.map((k) => Array.from({ length: n }, (_, i) => rankRow(i)).filter((r) => r < k).length),
+      t2i: ks.map((k) => Array.from({ length: n }, (_, j) => rankCol(j)).filter((r) => r < k).length),
+    };
+  }
+
+  it('counts hits like the brute-force definition, ties in the positive\'s favour', () => {
+    // Integer-valued, axis-aligned embeddings make exact ties (rows 0 and 3 point the same way).
+    const img = [[1, 0], [2, 0], [0, 3], [1, 0], [1, 1]];
+    const txt = [[1, 0], [0, 1], [0, 2], [3, 0], [1, 1]];
+    const ks = [1, 2, 4];
+    const before = tf.memory().numTensors;
+    const [a, b] = [tf.tensor2d(img), tf.tensor2d(txt)];
+    const hits = inBatchHits(a, b, ks);
+    const want = bruteHits(img, txt, ks);
+    expect(Array.from(hits.imageToText.dataSync())).toEqual(want.i2t);
+    expect(Array.from(hits.textToImage.dataSync())).toEqual(want.t2i);
+    tf.dispose([a, b, hits.imageToText, hits.textToImage]);
+    expect(tf.memory().numTensors).toBe(before);
+  });
+
+  it('agrees with the brute force on random embeddings of several batch sizes', () => {
+    const rng = new Rng(5);
+    for (const n of [1, 3, 9]) {
+      const img = Array.from({ length: n }, () => Array.from({ length: 4 }, () => rng.next() - 0.5));
+      const txt = Array.from({ length: n }, () => Array.from({ length: 4 }, () => rng.next() - 0.5));
+      const ks = [1, 2, 5];
+      const [a, b] = [tf.tensor2d(img), tf.tensor2d(txt)];
+      const hits = inBatchHits(a, b, ks);
+      const want = bruteHits(img, txt, ks);
+      expect(Array.from(hits.imageToText.dataSync())).toEqual(want.i2t);
+      expect(Array.from(hits.textToImage.dataSync())).toEqual(want.t2i);
+      tf.dispose([a, b, hits.imageToText, hits.textToImage]);
+    }
   });
 });
 

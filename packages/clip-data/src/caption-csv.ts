@@ -1,7 +1,7 @@
 import { statSync } from 'node:fs';
 import path from 'node:path';
 import { DataError } from '@clip-ts/core';
-import { groupCaptions, parseCaptionCsv } from './captions.js';
+import { groupCaptions, parseCaptionCsv, readText } from './captions.js';
 import type { CaptionRow } from './captions.js';
 import { FileCaptionDataset, resolveCaptionItems } from './file-captions.js';
 import { CaptionCsvOptionsSchema } from './schemas.js';
@@ -28,7 +28,7 @@ function readSource(fileOrDir: string, opts: ReturnType<typeof CaptionCsvOptions
   if (st.isDirectory()) file = path.join(file, opts.fileName);
   const baseDir = realDir(path.dirname(file), 'caption CSV directory');
   const imagesDir = realDir(opts.imagesDir ? path.resolve(baseDir, opts.imagesDir) : baseDir, 'caption CSV images');
-  const rows = parseCaptionCsv(file);
+  const rows = parseCaptionCsv(file, readText(file, 'caption CSV', { invalidUtf8: opts.invalidUtf8, warn: opts.onWarning ?? defaultWarn }));
   return { file, imagesDir, rows, hasSplit: rows.some((r) => r.split !== undefined) };
 }
 

@@ -3,6 +3,7 @@ import { parse } from 'csv-parse/sync';
 import { DataError } from '@clip-ts/core';
 import { listSome } from './list-some.js';
 import { checkRelativeName } from './safe-paths.js';
+import { decodeTextFile, type TextFileOptions } from './text-file.js';
 import type { WarningSink } from './types.js';
 
 /** One caption as read from a file, with where it came from (for errors). */
@@ -14,14 +15,15 @@ export interface CaptionRow {
   split?: string;
 }
 
-export function readText(file: string, what: string): string {
-  let text: string;
+/** A dataset text file, checked (line length, UTF-8; see decodeTextFile) and without its BOM. */
+export function readText(file: string, what: string, options: TextFileOptions = {}): string {
+  let bytes: Uint8Array;
   try {
-    text = readFileSync(file, 'utf8');
+    bytes = readFileSync(file);
   } catch (err) {
     throw new DataError(`${what}: cannot read ${file}: ${(err as Error).message}`, { cause: err });
   }
-  return text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
+  return decodeTextFile(file, what, bytes, options);
 }
 
 interface CsvCode {
@@ -150,7 +152,7 @@ export function readNameList(file: string, warn: WarningSink): Array<{ name: str
   const out: Array<{ name: string; line: number }> = [];
   const seen = new Set<string>();
   const dups: string[] = [];
-  const lines = readText(file, 'split file').split(/\r?\n/);
+  const lines = readText(file, 'split file', { warn }).split(/\r?\n/);
   for (let i = 0; i < lines.length; i++) {
     const name = (lines[i] ?? '').trim();
     if (name === '') continue;

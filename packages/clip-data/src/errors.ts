@@ -6,7 +6,9 @@ export class BadImageError extends DataError {
   readonly source: string;
   constructor(source: string, options?: { cause?: unknown }) {
     const why = options?.cause instanceof Error ? options.cause.message : String(options?.cause ?? 'unknown error');
-    super(`cannot decode image ${source}: ${why}`, options);
+    // A decoder's own DataError may already say "cannot decode image <source>: ": say it once.
+    const prefix = `cannot decode image ${source}: `;
+    super(why.startsWith(prefix) ? why : `${prefix}${why}`, options);
     this.source = source;
   }
 }

@@ -2,6 +2,7 @@ import { existsSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { DataError, Rng } from '@clip-ts/core';
 import { groupCaptions, parseCaptionCsv, parseTokenFile, readNameList, readText } from './captions.js';
+import type { TextFileOptions } from './text-file.js';
 import type { CaptionRow } from './captions.js';
 import { FileCaptionDataset, resolveCaptionItems } from './file-captions.js';
 import type { SplitEntry } from './file-captions.js';
@@ -37,8 +38,8 @@ function findFirst(root: string, candidates: readonly string[], isDir: boolean):
 }
 
 /** Read captions in either format: the token file (`name#N<TAB>caption`) or the CSV (`image,caption`). */
-export function readFlickrCaptions(file: string): CaptionRow[] {
-  const text = readText(file, 'Flickr8k captions');
+export function readFlickrCaptions(file: string, options: TextFileOptions = {}): CaptionRow[] {
+  const text = readText(file, 'Flickr8k captions', options);
   const firstLine = text.split(/\r?\n/).find((l) => l.trim() !== '') ?? '';
   return /^[^\t,]+#\d+\s/.test(firstLine) ? parseTokenFile(file, text) : parseCaptionCsv(file, text);
 }
@@ -56,7 +57,7 @@ export function loadFlickr8k(root: string, options: Flickr8kOptions = {}): Flick
 
   const captionsFile = opts.captionsFile ? inRoot(opts.captionsFile) : findFirst(realRoot, CAPTION_FILES, false);
   if (!captionsFile) throw new DataError(`Flickr8k: no captions file in ${realRoot} (looked for ${CAPTION_FILES.join(', ')})`);
-  const captions = groupCaptions(readFlickrCaptions(captionsFile), captionsFile, warn);
+  const captions = groupCaptions(readFlickrCaptions(captionsFile, { invalidUtf8: opts.invalidUtf8, warn }), captionsFile, warn);
 
   const imagesGiven = opts.imagesDir ? inRoot(opts.imagesDir) : findFirst(realRoot, IMAGE_DIRS, true);
   if (!imagesGiven) throw new DataError(`Flickr8k: no image directory in ${realRoot} (looked for ${IMAGE_DIRS.join(', ')})`);

@@ -3,6 +3,8 @@ export { BadImageError } from './errors.js';
 export * from './schemas.js';
 export { parseCaptionCsv, parseTokenFile } from './captions.js';
 export type { CaptionRow } from './captions.js';
+export { decodeTextFile, MAX_LINE_BYTES } from './text-file.js';
+export type { TextFileOptions } from './text-file.js';
 export { FileCaptionDataset } from './file-captions.js';
 export { loadFlickr8k, readFlickrCaptions } from './flickr8k.js';
 export type { Flickr8k } from './flickr8k.js';

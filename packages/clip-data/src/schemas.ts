@@ -9,6 +9,8 @@ const warning = fn<WarningSink>('a function (message: string) => void');
 const onBadImage = z.enum(['error', 'skip']).default('error');
 const onMissing = z.enum(['error', 'skip']).default('error');
 const path = z.string().min(1);
+/** Caption-file bytes that are not UTF-8: 'warn' names the lines (decoded as U+FFFD), 'error' refuses the file. */
+const invalidUtf8 = z.enum(['warn', 'error']).default('warn');
 
 export const Flickr8kOptionsSchema = z.strictObject({
   /** captions.txt (CSV) or Flickr8k.token.txt; default: found under the root. */
@@ -27,6 +29,7 @@ export const Flickr8kOptionsSchema = z.strictObject({
     .optional(),
   onMissing,
   onBadImage,
+  invalidUtf8,
   onWarning: warning.optional(),
 });
 export type Flickr8kOptions = z.input<typeof Flickr8kOptionsSchema>;
@@ -59,6 +62,7 @@ export const CaptionCsvOptionsSchema = z.strictObject({
   imagesDir: path.optional(),
   onMissing,
   onBadImage,
+  invalidUtf8,
   onWarning: warning.optional(),
 });
 export type CaptionCsvOptions = z.input<typeof CaptionCsvOptionsSchema>;

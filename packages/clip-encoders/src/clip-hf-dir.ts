@@ -10,7 +10,7 @@ const checkpointError = (m: string, o?: { cause?: unknown }): CheckpointError =>
 const configError = (m: string, o?: { cause?: unknown }): ConfigError => new ConfigError(m, o);
 
 /** A repo that has only PyTorch pickles gets an error that says what to do instead. */
-async function refusePickleOnly(dir: string): Promise<void> {
+export async function refusePickleOnly(dir: string): Promise<void> {
   const has = async (f: string): Promise<boolean> => exists(path.join(dir, f));
   if ((await has('model.safetensors')) || (await has('model.safetensors.index.json'))) return;
   const pickle = (await has('pytorch_model.bin')) ? 'pytorch_model.bin' : (await has('pytorch_model.bin.index.json')) ? 'pytorch_model.bin.index.json' : undefined;

@@ -8,6 +8,7 @@ import {
   registerTextEncoder,
   Rng,
   ShapeError,
+  SIZE_BOUNDS,
   ValueError,
   type EncodeOptions,
   type EncoderConfig,
@@ -34,13 +35,14 @@ const rate = z.number().min(0).max(1);
 export const DistilBertConfigSchema = z
   .looseObject({
     model_type: z.literal('distilbert'),
-    vocab_size: positiveInt.default(30522),
-    max_position_embeddings: positiveInt.default(512),
+    // Bounded so a hostile config.json cannot ask for a huge allocation (see size-guard in core).
+    vocab_size: positiveInt.max(SIZE_BOUNDS.vocab).default(30522),
+    max_position_embeddings: positiveInt.max(SIZE_BOUNDS.positions).default(512),
     sinusoidal_pos_embds: z.literal(false, { message: 'sinusoidal_pos_embds: true is not supported' }).default(false),
-    n_layers: z.number().int().min(0).default(6),
-    n_heads: positiveInt.default(12),
-    dim: positiveInt.default(768),
-    hidden_dim: positiveInt.default(3072),
+    n_layers: z.number().int().min(0).max(SIZE_BOUNDS.layers).default(6),
+    n_heads: positiveInt.max(SIZE_BOUNDS.width).default(12),
+    dim: positiveInt.max(SIZE_BOUNDS.width).default(768),
+    hidden_dim: positiveInt.max(SIZE_BOUNDS.width).default(3072),
     dropout: rate.default(0.1),
     attention_dropout: rate.default(0.1),
     activation: z.enum(['gelu', 'relu']).default('gelu'),

@@ -1,6 +1,7 @@
-import { CheckpointError, ConfigError, parseSafetensors, type EncoderConfig, type TensorData } from '@clip-ts/core';
+import { CheckpointError, checkTowerConfigAgainstWeights, ConfigError, parseSafetensors, type EncoderConfig, type TensorData } from '@clip-ts/core';
 import { DistilBertModel, parseDistilBertConfig, type DistilBertConfig } from './distilbert.js';
 import { parseViTConfig, ViTModel, type ViTConfig } from './vit.js';
+import './tower-sizes.js'; // registers the size checks this loader runs
 
 /**
  * Load Hugging Face ViT / DistilBERT checkpoints into towers from objects, bytes or a URL (browser-safe).
@@ -62,6 +63,8 @@ export function prepareEncoder(raw: unknown, configSource: string, options: Load
         // An un-prefixed duplicate would be ambiguous; the prefixed (tower) key wins.
         if (!weights.has(name) || name !== key) weights.set(name, t);
       }
+      // config.json is untrusted: its sizes must match the weights before the tower is built.
+      checkTowerConfigAgainstWeights(base as EncoderConfig, weights, { source: configSource, weightsSource: source });
       const opts = { seed: options.seed, initialize: false };
       if (textConfig) {
         const encoder = withWeights(new DistilBertModel(textConfig, opts), weights, source);

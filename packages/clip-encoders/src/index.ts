@@ -9,6 +9,7 @@ export * from './clip-vision.js';
 export * from './clip-text.js';
 export * from './clip-hf.js';
 export * from './clip-tokenizer.js';
+export { vitWeightSpec, distilBertWeightSpec } from './tower-sizes.js';
 export * from './attention.js';
 export * from './hf-load.js';
 export { normalInit, truncNormalInit } from './init.js';
@@ -19,4 +20,12 @@ export * from './tokenizer.js';
 export * from './image-processor.js';
 export { resizeRgb8, type ResampleFilter } from './resample.js';
 export * from './registry.js';
+// The one object for inference: CLIP.fromPretrained(Hub id | dir | URL) (docs/pretrained.md).
+export * from './clip-api.js';
+export { type BatchOptions, type CLIPImage, type RgbPixels } from './clip-images.js';
+export * from './embeddings.js';
+export * from './clip-checkpoint.js';
+export { urlFiles, type UrlFilesOptions } from './clip-url-files.js';
+export type { CLIPImageProcessor } from './platform/types.js';
+// Browser image decoding (File/Blob/HTMLImageElement/ImageBitmap/ImageData → RGB), browser-safe.
 export * from './platform/browser-images.js';

@@ -11,6 +11,7 @@ import {
   type EncodeOptions,
   type EncoderConfig,
   type ImageEncoder,
+  SIZE_BOUNDS,
   type ImageInput,
 } from '@clip-ts/core';
 import { multiHeadAttention } from './attention.js';
@@ -27,23 +28,25 @@ import type { WeightGroup } from './weights.js';
 
 const positiveInt = z.number().int().positive();
 const rate = z.number().min(0).max(1);
+/** Bounded so a hostile config.json cannot ask for a huge allocation (see size-guard in core). */
+const side = positiveInt.max(SIZE_BOUNDS.imageSide);
 
 /** HF ViTConfig keys (defaults = HF's), plus clip-ts' `feature` and `add_pooling_layer`. Extra keys are kept. */
 export const ViTConfigSchema = z
   .looseObject({
     model_type: z.literal('vit'),
-    hidden_size: positiveInt.default(768),
-    num_hidden_layers: z.number().int().min(0).default(12),
-    num_attention_heads: positiveInt.default(12),
-    intermediate_size: positiveInt.default(3072),
+    hidden_size: positiveInt.max(SIZE_BOUNDS.width).default(768),
+    num_hidden_layers: z.number().int().min(0).max(SIZE_BOUNDS.layers).default(12),
+    num_attention_heads: positiveInt.max(SIZE_BOUNDS.width).default(12),
+    intermediate_size: positiveInt.max(SIZE_BOUNDS.width).default(3072),
     hidden_act: z.enum(ACTIVATIONS).default('gelu'),
     hidden_dropout_prob: rate.default(0),
     attention_probs_dropout_prob: rate.default(0),
     initializer_range: z.number().positive().default(0.02),
     layer_norm_eps: z.number().positive().default(1e-12),
-    image_size: z.union([positiveInt, z.tuple([positiveInt, positiveInt])]).default(224),
-    patch_size: z.union([positiveInt, z.tuple([positiveInt, positiveInt])]).default(16),
-    num_channels: positiveInt.default(3),
+    image_size: z.union([side, z.tuple([side, side])]).default(224),
+    patch_size: z.union([side, z.tuple([side, side])]).default(16),
+    num_channels: positiveInt.max(SIZE_BOUNDS.channels).default(3),
     qkv_bias: z.boolean().default(true),
     /** ViTModel(add_pooling_layer=...): build the pooler. Default: only when `feature` is 'pooler'. */
     add_pooling_layer: z.boolean().optional(),

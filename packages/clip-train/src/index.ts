@@ -6,6 +6,8 @@ export * from './callbacks/index.js';
 export * from './cache/index.js';
 export * from './config/index.js';
 export * from './experiment/index.js';
-// A run's checkpoints stand alone: the engine writes the preprocessing next to the weights; loadCheckpoint reads it back.
-export { saveCheckpointAssets, loadCheckpoint, DEFAULT_MAX_LENGTH } from './experiment/checkpoint-assets.js';
-export type { CheckpointAssets, LoadedCheckpoint } from './experiment/checkpoint-assets.js';
+export * from './evaluation/index.js';
+// A run's checkpoints stand alone: the engine writes the preprocessing next to the weights; CLIP.fromPretrained
+// (@clip-ts/encoders) reads it back.
+export { saveCheckpointAssets, DEFAULT_MAX_LENGTH } from './experiment/checkpoint-assets.js';
+export type { CheckpointAssets } from './experiment/checkpoint-assets.js';

@@ -23,7 +23,7 @@ describe('experiment config', () => {
   });
 
   it('rejects unknown keys, wrong types and out-of-range values, naming every path', () => {
-    const bad = { ...minimal, optim: { lr: -1, nesterov: true }, schedule: { epochs: 'ten' }, model: { ...minimal.model, freeze: { vision: -2 } } };
+    const bad = { ...minimal, optim: { lr: -1, amsgrad: true }, schedule: { epochs: 'ten' }, model: { ...minimal.model, freeze: { vision: -2 } } };
     let err: unknown;
     try {
       parseExperimentConfig(bad, 'exp.yaml');
@@ -34,7 +34,7 @@ describe('experiment config', () => {
     const msg = (err as Error).message;
     expect(msg).toContain('exp.yaml');
     expect(msg).toMatch(/optim\.lr: /);
-    expect(msg).toMatch(/optim: Unrecognized key.*nesterov/);
+    expect(msg).toMatch(/optim: Unrecognized key.*amsgrad/);
     expect(msg).toMatch(/schedule\.epochs: /);
     expect(msg).toMatch(/model\.freeze/);
   });
@@ -73,5 +73,12 @@ describe('experiment config', () => {
     const generated = `${JSON.stringify(experimentJsonSchema(), null, 2)}\n`;
     if (process.env.CLIP_UPDATE_SCHEMA === '1') writeFileSync(file, generated);
     expect(readFileSync(file, 'utf8')).toBe(generated);
+  });
+
+  it('maxLength below what the tokenizer needs fails in the schema, naming the key (issue 15, item 9)', () => {
+    const bad = { ...minimal, data: { ...minimal.data, maxLength: 2 } };
+    expect(() => parseExperimentConfig(bad, 'run.yaml')).toThrow(ConfigError);
+    expect(() => parseExperimentConfig(bad, 'run.yaml')).toThrow(/run\.yaml[\s\S]*data\.maxLength: must be ≥ 3/);
+    expect(parseExperimentConfig({ ...minimal, data: { ...minimal.data, maxLength: 3 } }).data.maxLength).toBe(3);
   });
 });

@@ -4,7 +4,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
 import { BackendError, ConfigError, DataError } from '@clip-ts/core';
 import { readSafetensors } from '@clip-ts/core/node';
-import { loadCheckpoint } from '../src/experiment/checkpoint-assets.js';
+import { CLIP } from '@clip-ts/encoders';
 import { formatResultsTable, runExperiment } from '../src/experiment/index.js';
 import { TrainingError } from '../src/trainer/index.js';
 import { tinyConfig } from './helpers/tiny-config.js';
@@ -29,7 +29,7 @@ describe('runExperiment', () => {
     const before = tf.memory().numTensors;
     const r = await runExperiment(tinyConfig(runDir), { io });
     expect(tf.memory().numTensors).toBe(before);
-    expect((await fs.readdir(runDir)).sort()).toEqual(['best', 'config.json', 'history.csv', 'history.jsonl', 'last', 'loss.png', 'loss.svg', 'results.json']);
+    expect((await fs.readdir(runDir)).sort()).toEqual(['.clip-run', 'best', 'config.json', 'history.csv', 'history.jsonl', 'last', 'loss.png', 'loss.svg', 'results.json']);
     expect(r.epochs).toBe(2);
     expect(r.history).toHaveLength(2);
     expect(r.history[1]!.loss).toBeLessThan(r.history[0]!.loss!);
@@ -54,9 +54,9 @@ describe('runExperiment', () => {
       const files = await fs.readdir(path.join(runDir, sub));
       expect(files).toEqual(expect.arrayContaining(['config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json', 'preprocessor_config.json']));
     }
-    const loaded = await loadCheckpoint(path.join(runDir, 'best'));
+    const loaded = await CLIP.fromPretrained(path.join(runDir, 'best'));
     expect(loaded.maxLength).toBe(tinyConfig(runDir).data.maxLength);
-    loaded.model.dispose();
+    loaded.dispose();
     // Existing run: refuses to overwrite it.
     await expect(runExperiment(tinyConfig(runDir), { io })).rejects.toThrow(TrainingError);
   });

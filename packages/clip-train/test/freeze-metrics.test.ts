@@ -1,9 +1,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { inBatchTopK, initBackend } from '@clip-ts/core';
+import { initBackend } from '@clip-ts/core';
 import { applyFreeze, buildModel } from '../src/experiment/model.js';
 import { parseExperimentConfig } from '../src/config/load.js';
-import { inBatchHits } from '../src/trainer/in-batch.js';
 import { AdamOptimizer, buildParamGroups } from '../src/optim/index.js';
 import { Trainer } from '../src/trainer/index.js';
 import { FakeClip, FakePairs, fakeTask } from './helpers/fake-clip.js';
@@ -32,25 +31,6 @@ describe('freeze settings', () => {
     const none = applyFreeze(model, 'none');
     expect(none.trainable).toHaveLength(model.namedVariables().length);
     model.dispose();
-  });
-});
-
-describe('in-batch top-k on the device', () => {
-  it("agrees with core's inBatchTopK (both directions, ties in the positive's favour)", () => {
-    const img = tf.tensor2d([[1, 0], [0.9, 0.1], [0, 1], [0.5, 0.5]]);
-    const txt = tf.tensor2d([[0.8, 0.2], [1, 0], [0.1, 1], [0.5, 0.5]]);
-    const ks = [1, 2, 3];
-    const hits = inBatchHits(img, txt, ks);
-    const logits = tf.tidy(() => {
-      const n = (x: tf.Tensor2D) => tf.div(x, tf.norm(x, 'euclidean', 1, true));
-      return tf.matMul(n(img), n(txt), false, true) as tf.Tensor2D;
-    });
-    const want = inBatchTopK(logits, ks);
-    const i2t = Array.from(hits.imageToText.dataSync()).map((c) => c / 4);
-    const t2i = Array.from(hits.textToImage.dataSync()).map((c) => c / 4);
-    expect(i2t).toEqual(want.map((w) => w.imageToText));
-    expect(t2i).toEqual(want.map((w) => w.textToImage));
-    tf.dispose([img, txt, logits, hits.imageToText, hits.textToImage]);
   });
 });
 

@@ -1,19 +1,14 @@
-import { existsSync } from 'node:fs';
-import { readdir, readFile, rm, writeFile, mkdir } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { ConfigError, parseBackendName, type BackendName } from '@clip-ts/core';
 import { createShapes } from '@clip-ts/data';
-import { toTensors } from '@clip-ts/encoders';
-import { formatResultsTable, loadCheckpoint, runExperiment, type Results } from '@clip-ts/train';
+import { CLIP, toTensors } from '@clip-ts/encoders';
+import { embedClassificationSet, formatResultsTable, resetRunDir, restrictClasses, runExperiment, scoreTemplates, type Results, type ZeroShotReport } from '@clip-ts/train';
 import type { CliIO } from '../cli.js';
 import { demoExperimentConfig, DEMO_TEMPLATES, FULL_DEMO, QUICK_DEMO, type DemoSettings } from '../support/demo-config.js';
 import { markdownTable, pct, progress, writeJson, jsonReplacer } from '../support/format.js';
 import { backendArg, positiveInt } from '../support/options.js';
-import { embedClassificationSet, restrictClasses, scoreTemplates, type ZeroShotReport } from '../support/zero-shot-eval.js';
-
-/** Marks a directory as the demo's own, so a rerun may replace it (and never anything else). */
-const MARKER = '.clip-demo';
 
 export interface DemoOptions {
   quick?: boolean;
@@ -42,17 +37,6 @@ export interface DemoResult {
   wallSeconds: number;
 }
 
-async function prepareOutDir(out: string): Promise<void> {
-  if (existsSync(out)) {
-    const entries = await readdir(out);
-    if (entries.length > 0 && !entries.includes(MARKER)) {
-      throw new ConfigError(`--out ${out} exists and is not a demo run directory; choose another --out or remove it`);
-    }
-    await rm(out, { recursive: true, force: true });
-  }
-  await mkdir(out, { recursive: true });
-  await writeFile(join(out, MARKER), 'written by `clip demo`; the next demo run replaces this directory\n');
-}
 
 /**
  * The offline demo: train a small CLIP from scratch on the synthetic shapes set, print the results
@@ -64,7 +48,8 @@ export async function runDemo(opts: DemoOptions, io: CliIO): Promise<DemoResult>
   const started = performance.now();
   const settings: DemoSettings = { ...(opts.quick ? QUICK_DEMO : FULL_DEMO), ...opts.settings };
   if (opts.epochs !== undefined) settings.epochs = opts.epochs;
-  await prepareOutDir(opts.out);
+  // A rerun replaces only what a run writes; files the user added to the directory stay.
+  await resetRunDir(opts.out, { what: 'a demo run directory' });
   const backend = opts.backend ?? parseBackendName(process.env.CLIP_BACKEND ?? 'auto', 'CLIP_BACKEND');
   const config = demoExperimentConfig(settings, opts.out, backend);
   progress(
@@ -77,7 +62,7 @@ export async function runDemo(opts: DemoOptions, io: CliIO): Promise<DemoResult>
 
   progress(io, 'zero-shot: embedding held-out and seen combinations with the best checkpoint');
   const shapes = createShapes(settings.shapes);
-  const ckpt = await loadCheckpoint(join(opts.out, 'best'));
+  const ckpt = await CLIP.fromPretrained(join(opts.out, 'best'));
   let zeroShot: DemoZeroShot;
   try {
     const tokenize = (texts: string[]) => toTensors(ckpt.tokenizer.encode(texts, ckpt.maxLength));
@@ -91,7 +76,7 @@ export async function runDemo(opts: DemoOptions, io: CliIO): Promise<DemoResult>
       seen: scoreTemplates(ckpt.model, tokenize, shapes.test.classNames, seen, DEMO_TEMPLATES, [1, 3, 5]),
     };
   } finally {
-    ckpt.model.dispose();
+    ckpt.dispose();
   }
   const bestHeld = Math.max(...zeroShot.heldOutAll.scores.map((s) => s.topK[1] ?? 0));
   const demo: DemoResult = {
@@ -166,7 +151,7 @@ export function registerDemo(program: Command, io: CliIO): void {
     .description('offline demo: train a small CLIP from scratch on synthetic shapes, then zero-shot on unseen colour–shape combinations')
     .option('--quick', 'a shortened run (under a minute; accuracy not meaningful)')
     .option('--backend <name>', 'tfjs backend (default: $CLIP_BACKEND or auto = fastest available)', backendArg)
-    .option('--out <dir>', 'run directory (replaced if it holds an earlier demo run)', 'runs/demo')
+    .option('--out <dir>', 'run directory (a rerun replaces the files an earlier demo run wrote there, nothing else)', 'runs/demo')
     .option('--epochs <n>', 'override the number of epochs', positiveInt('--epochs'))
     .option('--json', 'print the result as one JSON object on stdout instead of tables')
     .action(async (o: DemoOptions & { json?: boolean }) => {

@@ -3,9 +3,8 @@ import { dirname, extname } from 'node:path';
 import type { Command } from 'commander';
 import { describeBackend, initBackend, ValueError, type BackendName } from '@clip-ts/core';
 import { writeSafetensors } from '@clip-ts/core/node';
+import { CLIP, type Embeddings } from '@clip-ts/encoders';
 import type { CliIO } from '../cli.js';
-import { loadCheckpoint } from '@clip-ts/train';
-import { embedImageFiles, embedTexts, type EmbeddingMatrix } from '../support/embeddings.js';
 import { jsonReplacer, progress, writeJson } from '../support/format.js';
 import { backendArg, positiveInt } from '../support/options.js';
 
@@ -40,35 +39,36 @@ export async function runEmbed(opts: EmbedOptions, io: CliIO): Promise<EmbedResu
     throw new ValueError(`clip embed: --out ${opts.out}: the extension must be .safetensors or .json`);
   }
   progress(io, describeBackend(await initBackend(opts.backend)));
-  const ckpt = await loadCheckpoint(opts.checkpoint);
-  let emb: EmbeddingMatrix;
+  const clip = await CLIP.fromPretrained(opts.checkpoint);
+  let emb: Embeddings;
   const inputs = (hasImages ? opts.images : opts.texts) as string[];
   try {
     progress(io, `embedding ${inputs.length} ${hasImages ? 'image(s)' : 'text(s)'} with ${opts.checkpoint}`);
-    emb = hasImages ? await embedImageFiles(ckpt, inputs, opts.batchSize) : await embedTexts(ckpt, inputs, opts.batchSize);
+    const batch = { batchSize: opts.batchSize ?? 32 };
+    emb = hasImages ? await clip.embedImages(inputs, batch) : await clip.embedTexts(inputs, batch);
   } finally {
-    ckpt.model.dispose();
+    clip.dispose();
   }
   const kind = hasImages ? 'image' : 'text';
   await mkdir(dirname(opts.out), { recursive: true });
   if (ext === '.safetensors') {
     await writeSafetensors(
       opts.out,
-      { embeddings: { dtype: 'F32', shape: [emb.count, emb.dim], data: emb.data } },
+      { embeddings: { dtype: 'F32', shape: [emb.rows, emb.dim], data: emb.data } },
       { kind, inputs: JSON.stringify(inputs), checkpoint: opts.checkpoint },
     );
   } else {
-    const rows = Array.from({ length: emb.count }, (_, i) => Array.from(emb.data.subarray(i * emb.dim, (i + 1) * emb.dim)));
+    const rows = Array.from({ length: emb.rows }, (_, i) => Array.from(emb.data.subarray(i * emb.dim, (i + 1) * emb.dim)));
     await writeFile(opts.out, `${JSON.stringify({ kind, dim: emb.dim, checkpoint: opts.checkpoint, inputs, embeddings: rows }, jsonReplacer)}\n`);
   }
-  return { kind, count: emb.count, dim: emb.dim, out: opts.out, format: ext === '.json' ? 'json' : 'safetensors' };
+  return { kind, count: emb.rows, dim: emb.dim, out: opts.out, format: ext === '.json' ? 'json' : 'safetensors' };
 }
 
 export function registerEmbed(program: Command, io: CliIO): void {
   program
     .command('embed')
     .description('embed images or texts with a checkpoint; write .safetensors or .json (by extension)')
-    .requiredOption('--checkpoint <dir>', 'checkpoint directory (config.json, model.safetensors, tokenizer.json, preprocessor_config.json)')
+    .requiredOption('--checkpoint <dir|id>', 'checkpoint: a directory (a run\'s best/, an HF CLIP repo), a Hub id (org/name) or an http(s) URL')
     .option('--images <files...>', 'image files (JPEG/PNG/WebP)')
     .option('--texts <texts...>', 'texts to embed')
     .requiredOption('--out <file>', 'output file: .safetensors (tensor "embeddings" [N, D]) or .json')

@@ -1,11 +1,10 @@
-import * as tf from '@tensorflow/tfjs-core';
 import type { Command } from 'commander';
-import { clipLoss, describeBackend, inBatchTopK, initBackend, retrievalRecallAtK, type BackendName, type RecallAtK } from '@clip-ts/core';
-import { allCaptions, CaptionLoader, disposeBatch } from '@clip-ts/data';
+import { describeBackend, initBackend, type BackendName, type RecallAtK } from '@clip-ts/core';
+import { CaptionLoader } from '@clip-ts/data';
+import { CLIP } from '@clip-ts/encoders';
 import type { CliIO } from '../cli.js';
-import { loadCheckpoint } from '@clip-ts/train';
+import { captionPickSeed, captionRetrieval, clipModelTask, evaluateCaptionSplit, fixedEpoch, splitMetricsFromLogs } from '@clip-ts/train';
 import { buildCaptionDataset } from '../support/datasets.js';
-import { embedTexts } from '../support/embeddings.js';
 import { markdownTable, num, pct, progress, writeJson } from '../support/format.js';
 import { backendArg, captionDatasetArg, positiveInt, zodArg, type CaptionDatasetKind } from '../support/options.js';
 import { z } from 'zod';
@@ -17,7 +16,12 @@ export interface EvalOptions {
   split?: string;
   batchSize: number;
   caption: 'random' | 'first';
+  /** The run's experiment seed: caption picks derive from it as in runExperiment (captionPickSeed). */
   seed: number;
+  /** k values of the in-batch top-k (default [1, 5], as config eval.topK). */
+  topK?: number[];
+  /** k values of full-split Recall@K (default [1, 5, 10], as config eval.recallK). */
+  recallK?: number[];
   backend?: BackendName;
 }
 
@@ -30,19 +34,26 @@ export interface EvalResult {
   captions: number;
   /** Mean symmetric CLIP loss over the split's batches (one caption per image), weighted by batch size. */
   loss: number;
-  /** The reference's protocol: each image's caption among the B captions of its batch (full batches only). */
+  /**
+   * The reference's protocol, as the trainer and results.json count it: each image's caption among the
+   * captions of its batch, over ALL batches (a partial last batch too), as a fraction of all pairs.
+   */
   inBatch: { batchSize: number; batches: number; topK: RecallAtK[] };
   /** Every image against every caption of the split (all captions of each image). */
   recall: RecallAtK[];
 }
 
+/**
+ * One pass of train's evaluateCaptionSplit, the protocol runExperiment's test metrics use: with the
+ * run's eval batch size, caption pick and seed, the numbers equal results.json's `test`.
+ */
 export async function runEval(opts: EvalOptions, io: CliIO): Promise<EvalResult> {
   const backend = await initBackend(opts.backend);
   progress(io, describeBackend(backend));
   const dataset = buildCaptionDataset(opts.dataset, opts.root, opts.split);
-  const ckpt = await loadCheckpoint(opts.checkpoint);
+  const ckpt = await CLIP.fromPretrained(opts.checkpoint);
   const { model } = ckpt;
-  const dim = model.projectionDim;
+  const topK = opts.topK ?? [1, 5];
   try {
     const loader = new CaptionLoader(dataset, {
       batchSize: opts.batchSize,
@@ -50,82 +61,31 @@ export async function runEval(opts: EvalOptions, io: CliIO): Promise<EvalResult>
       tokenizer: ckpt.tokenizer,
       maxLength: ckpt.maxLength,
       captionPick: opts.caption,
-      seed: opts.seed,
+      seed: captionPickSeed(opts.seed),
     });
-    const imageData = new Float32Array(dataset.length * dim);
-    let lossSum = 0;
-    let seen = 0;
-    let fullBatches = 0;
-    const inBatchSums = new Map<number, { i2t: number; t2i: number }>([1, 5].map((k) => [k, { i2t: 0, t2i: 0 }]));
     progress(io, `evaluating ${dataset.length} images of ${dataset.name}/${dataset.split} in batches of ${opts.batchSize}`);
-    for await (const batch of loader.batches(0)) {
-      try {
-        const img = model.encodeImages(batch.pixelValues);
-        const txt = model.encodeTexts({ inputIds: batch.inputIds, attentionMask: batch.attentionMask });
-        const loss = clipLoss(img, txt, model.logitScale);
-        const sims = tf.matMul(img, txt, false, true) as tf.Tensor2D;
-        try {
-          const n = batch.indices.length;
-          lossSum += ((await loss.data())[0] as number) * n;
-          const rows = await img.data();
-          batch.indices.forEach((idx, i) => imageData.set(rows.subarray(i * dim, (i + 1) * dim), idx * dim));
-          if (n === opts.batchSize) {
-            fullBatches++;
-            for (const r of inBatchTopK(sims, [1, 5])) {
-              const s = inBatchSums.get(r.k) as { i2t: number; t2i: number };
-              s.i2t += r.imageToText;
-              s.t2i += r.textToImage;
-            }
-          }
-          seen += n;
-        } finally {
-          tf.dispose([img, txt, loss, sims]);
-        }
-      } finally {
-        disposeBatch(batch);
-      }
-    }
-    // A split smaller than one batch still gets an in-batch number, out of the images it has.
-    let inBatchSize = opts.batchSize;
-    if (fullBatches === 0) {
-      inBatchSize = dataset.length;
+    if (dataset.length < opts.batchSize) {
       progress(io, `note: the split has fewer images (${dataset.length}) than --batch-size; in-batch top-k is out of ${dataset.length}`);
-      const all = tf.tensor2d(imageData, [dataset.length, dim]);
-      const firstCaps = await embedTexts(
-        ckpt,
-        Array.from({ length: dataset.length }, (_, i) => dataset.captions(i)[loader.captionIndex(i, 0)] as string),
-      );
-      const t = tf.tensor2d(firstCaps.data, [dataset.length, dim]);
-      const sims = tf.matMul(all, t, false, true) as tf.Tensor2D;
-      for (const r of inBatchTopK(sims, [1, 5])) inBatchSums.set(r.k, { i2t: r.imageToText, t2i: r.textToImage });
-      fullBatches = 1;
-      tf.dispose([all, t, sims]);
     }
-    const { texts, imageIndex: textToImage } = allCaptions(dataset);
-    progress(io, `full-split retrieval: ${dataset.length} images × ${texts.length} captions`);
-    const textEmb = await embedTexts(ckpt, texts, opts.batchSize);
-    const imgT = tf.tensor2d(imageData, [dataset.length, dim]);
-    const txtT = tf.tensor2d(textEmb.data, [texts.length, dim]);
-    let recall: RecallAtK[];
-    try {
-      recall = await retrievalRecallAtK(imgT, txtT, textToImage, [1, 5, 10].filter((k) => k <= Math.max(dataset.length, 1)));
-    } finally {
-      tf.dispose([imgT, txtT]);
-    }
+    const { logs, retrieval } = await evaluateCaptionSplit(clipModelTask(model, { vision: true, text: true }), fixedEpoch(loader), {
+      topK,
+      retrieval: captionRetrieval(model, dataset, { tokenizer: ckpt.tokenizer, maxLength: ckpt.maxLength, batchSize: opts.batchSize, ks: opts.recallK ?? [1, 5, 10] }),
+    });
+    const m = splitMetricsFromLogs(logs, '');
     return {
       checkpoint: opts.checkpoint,
       dataset: dataset.name,
       split: dataset.split,
       backend: backend.name,
-      images: dataset.length,
-      captions: texts.length,
-      loss: lossSum / seen,
+      images: retrieval.images,
+      captions: retrieval.captions,
+      loss: m.loss,
       inBatch: {
-        batchSize: inBatchSize,
-        batches: fullBatches,
-        topK: [...inBatchSums].map(([k, s]) => ({ k, imageToText: s.i2t / fullBatches, textToImage: s.t2i / fullBatches })),
+        batchSize: m.batchSize,
+        batches: loader.numBatches,
+        topK: topK.map((k) => ({ k, imageToText: m.topK[`top${k}`] ?? NaN, textToImage: m.textTopK[`top${k}`] ?? NaN })),
       },
-      recall,
+      recall: retrieval.recall,
     };
   } finally {
     model.dispose();
@@ -150,13 +110,15 @@ export function registerEval(program: Command, io: CliIO): void {
   program
     .command('eval')
     .description('test loss, in-batch top-1/top-5 and full-split Recall@1/5/10 of a checkpoint on a caption set')
-    .requiredOption('--checkpoint <dir>', 'checkpoint directory')
+    .requiredOption('--checkpoint <dir|id>', 'checkpoint: a directory (a run\'s best/, an HF CLIP repo), a Hub id (org/name) or an http(s) URL')
     .requiredOption('--dataset <kind>', 'flickr8k | csv | shapes', captionDatasetArg)
     .option('--root <dir>', 'dataset directory (Flickr8k root; a captions CSV or its directory)')
     .option('--split <name>', 'split to evaluate: train | val (dev) | test (default test); for csv, rows with that split column')
     .option('--batch-size <n>', 'batch size (in-batch top-k is out of this many; reference: 32)', positiveInt('--batch-size'), 32)
     .option('--caption <pick>', 'which caption pairs with each image for loss and in-batch metrics: random (seeded) | first', zodArg('--caption', z.enum(['random', 'first'])), 'random')
-    .option('--seed <n>', 'seed of the caption pick', zodArg('--seed', z.coerce.number().int().min(0)), 42)
+    .option('--seed <n>', "the run's experiment seed (caption picks derive from it as in training)", zodArg('--seed', z.coerce.number().int().min(0)), 42)
+    .option('--top-k <list>', 'in-batch k values, comma-separated (config eval.topK)', kList('--top-k'), [1, 5])
+    .option('--recall-k <list>', 'full-split Recall@K k values, comma-separated (config eval.recallK)', kList('--recall-k'), [1, 5, 10])
     .option('--backend <name>', 'tfjs backend (default: $CLIP_BACKEND or auto)', backendArg)
     .option('--json', 'print the result as one JSON object on stdout')
     .action(async (o: EvalOptions & { json?: boolean }) => {
@@ -164,4 +126,9 @@ export function registerEval(program: Command, io: CliIO): void {
       if (o.json) writeJson(io, result);
       else io.stdout(formatEval(result));
     });
+}
+
+/** A comma-separated list of positive integers (`1,5,10`). */
+function kList(flag: string): (value: string) => number[] {
+  return zodArg(flag, z.string().transform((v) => v.split(',').map(Number)).pipe(z.array(z.number().int('must be integers').positive('must be positive')).min(1)));
 }

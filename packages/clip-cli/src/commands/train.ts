@@ -13,8 +13,8 @@ export interface TrainCommandOptions {
 
 /**
  * `clip train`: read (or, with --resume alone, take the run's saved) config, apply --set overrides, run the
- * experiment. Ctrl-C finishes the current step, saves a resumable last/ checkpoint and exits cleanly; a
- * second Ctrl-C falls through to Node's default (immediate exit).
+ * experiment. Ctrl-C or SIGTERM finishes the current step, saves a resumable last/ checkpoint and exits
+ * cleanly; a second signal falls through to Node's default (immediate exit).
  */
 export async function runTrainCommand(o: TrainCommandOptions, io: CliIO): Promise<void> {
   if (!o.config && !o.resume) throw new TrainingError('clip train needs --config FILE (or --resume RUN_DIR to continue a run)');
@@ -22,12 +22,16 @@ export async function runTrainCommand(o: TrainCommandOptions, io: CliIO): Promis
   const raw = applyOverrides(await readConfigFile(file), o.set);
   const config = parseExperimentConfig(raw, file);
   const controller = new AbortController();
-  const onSigint = () => {
-    io.stderr('\ninterrupt: finishing the current step, then saving a resumable checkpoint (Ctrl-C again to quit at once)\n');
+  // SIGTERM (schedulers, containers preempting) is handled like the first Ctrl-C: finish the step, write a
+  // resumable last/, exit. A second signal of either kind falls through to Node's default (immediate exit).
+  const onSignal = (signal: NodeJS.Signals) => {
+    io.stderr(`\n${signal === 'SIGTERM' ? 'SIGTERM' : 'interrupt'}: finishing the current step, then saving a resumable checkpoint (Ctrl-C again to quit at once)\n`);
     controller.abort();
-    process.off('SIGINT', onSigint);
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
   };
-  process.on('SIGINT', onSigint);
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
   try {
     const results = await runExperiment(config, {
       runDir: o.resume ?? config.output.runDir,
@@ -42,7 +46,8 @@ export async function runTrainCommand(o: TrainCommandOptions, io: CliIO): Promis
       io.stdout(`\nrun directory: ${results.runDir}${results.interrupted ? ` (interrupted: continue with clip train --resume ${results.runDir})` : ''}\n`);
     }
   } finally {
-    process.off('SIGINT', onSigint);
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
   }
 }
 

@@ -1,12 +1,11 @@
 import type { Command } from 'commander';
 import { describeBackend, initBackend, type BackendName } from '@clip-ts/core';
-import { toTensors } from '@clip-ts/encoders';
+import { CLIP, toTensors } from '@clip-ts/encoders';
 import type { CliIO } from '../cli.js';
-import { loadCheckpoint } from '@clip-ts/train';
+import { embedClassificationSet, scoreTemplates, type ZeroShotReport } from '@clip-ts/train';
 import { buildClassificationDataset } from '../support/datasets.js';
 import { confusionTable, markdownTable, pct, progress, writeJson } from '../support/format.js';
 import { backendArg, classificationDatasetArg, positiveInt, templateArg, type ClassificationDatasetKind } from '../support/options.js';
-import { embedClassificationSet, scoreTemplates, type ZeroShotReport } from '../support/zero-shot-eval.js';
 
 /** The reference's prompt experiment on CIFAR-10: bare class name, "a photo of a …", "a fuzzy photo of a …". */
 export const REFERENCE_TEMPLATES: readonly string[] = ['{}', 'a photo of a {}.', 'a fuzzy photo of a {}.'];
@@ -33,7 +32,7 @@ export async function runZeroshot(opts: ZeroshotOptions, io: CliIO): Promise<Zer
   progress(io, describeBackend(backend));
   const dataset = buildClassificationDataset(opts.dataset, opts.root, opts.split);
   const templates = opts.template && opts.template.length > 0 ? opts.template : ['a photo of a {}.'];
-  const ckpt = await loadCheckpoint(opts.checkpoint);
+  const ckpt = await CLIP.fromPretrained(opts.checkpoint);
   try {
     progress(io, `embedding ${dataset.length} images of ${dataset.name}/${dataset.split} (${dataset.classNames.length} classes)`);
     let last = 0;
@@ -49,7 +48,7 @@ export async function runZeroshot(opts: ZeroshotOptions, io: CliIO): Promise<Zer
     const report = scoreTemplates(ckpt.model, (texts) => toTensors(ckpt.tokenizer.encode(texts, ckpt.maxLength)), dataset.classNames, images, templates);
     return { checkpoint: opts.checkpoint, dataset: dataset.name, split: dataset.split, backend: backend.name, ...report };
   } finally {
-    ckpt.model.dispose();
+    ckpt.dispose();
   }
 }
 
@@ -72,7 +71,7 @@ export function registerZeroshot(program: Command, io: CliIO): void {
   program
     .command('zeroshot')
     .description('zero-shot classification: top-1/3/5 per prompt template, per-class accuracy, confusion matrix')
-    .requiredOption('--checkpoint <dir>', 'checkpoint directory')
+    .requiredOption('--checkpoint <dir|id>', 'checkpoint: a directory (a run\'s best/, an HF CLIP repo), a Hub id (org/name) or an http(s) URL')
     .requiredOption('--dataset <kind>', 'cifar10 | cifar100 | imagefolder | shapes', classificationDatasetArg)
     .option('--root <dir>', 'dataset directory (cifar-10-batches-bin/, cifar-100-binary/ or their parent; an image folder)')
     .option('--split <name>', 'split for CIFAR (test | train; default test); label for an image folder')

@@ -64,7 +64,8 @@ export const DataConfigSchema = z.strictObject({
   /** tokenizer.json, or a directory holding it (with tokenizer_config.json). */
   tokenizer: z.string().min(1),
   /** Captions are tokenised, truncated and padded to this many tokens (reference: 40). */
-  maxLength: z.number().int().min(2).max(512).default(40),
+  // 3: the tokenizer's [CLS] and [SEP] plus at least one caption token (what the tokenizer itself checks).
+  maxLength: z.number().int().min(3, 'must be ≥ 3: [CLS] + [SEP] + at least one token').max(512).default(40),
   batchSize: positiveInt.default(32),
   /** Batch size of validation/test passes (in-batch top-k is out of this many). Default: batchSize. */
   evalBatchSize: positiveInt.optional(),
@@ -82,20 +83,33 @@ export const DataConfigSchema = z.strictObject({
   cacheImages: z.boolean().default(false),
 });
 
-export const OptimConfigSchema = z.strictObject({
-  name: z.enum(['adam', 'adamw']).default('adam'),
-  /** LR of the heads and the logit scale (and of the towers unless towerLr is set). Reference: 1e-4. */
-  lr: lr.default(1e-4),
-  towerLr: lr.optional(),
-  weightDecay: z.number().min(0).max(1).default(0),
-  beta1: rate.default(0.9),
-  beta2: rate.default(0.999),
-  eps: z.number().positive().default(1e-8),
-  /** Clip gradients to this global L2 norm. */
-  clipGradNorm: z.number().positive().optional(),
-  /** Micro-batches averaged into each optimizer step. */
-  accumulation: positiveInt.default(1),
-});
+export const OptimConfigSchema = z
+  .strictObject({
+    /** adam / adamw (torch.optim.Adam / AdamW) or sgd (torch.optim.SGD; beta1/beta2/eps are then unused). */
+    name: z.enum(['adam', 'adamw', 'sgd']).default('adam'),
+    /** LR of the heads and the logit scale (and of the towers unless towerLr is set). Reference: 1e-4. */
+    lr: lr.default(1e-4),
+    towerLr: lr.optional(),
+    weightDecay: z.number().min(0).max(1).default(0),
+    beta1: rate.default(0.9),
+    beta2: rate.default(0.999),
+    eps: z.number().positive().default(1e-8),
+    /** Clip gradients to this global L2 norm. */
+    clipGradNorm: z.number().positive().optional(),
+    /** Micro-batches averaged into each optimizer step. */
+    accumulation: positiveInt.default(1),
+    // SGD only. Optional without defaults so the resolved config of an Adam run (config.json) is unchanged.
+    /** SGD momentum factor (0: plain SGD). */
+    momentum: rate.optional(),
+    /** SGD dampening of the gradient added to the momentum buffer. */
+    dampening: rate.optional(),
+    /** SGD Nesterov momentum (needs momentum > 0 and dampening 0). */
+    nesterov: z.boolean().optional(),
+  })
+  .refine((o) => o.name === 'sgd' || (o.momentum === undefined && o.dampening === undefined && o.nesterov === undefined), {
+    message: 'momentum, dampening and nesterov apply only to optim.name: sgd',
+    path: ['name'],
+  });
 
 export const ScheduleConfigSchema = z.strictObject({
   epochs: z.number().int().min(1).max(10_000).default(30),

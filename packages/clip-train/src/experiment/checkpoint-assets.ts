@@ -1,22 +1,19 @@
-import { copyFile, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { CheckpointError, CLIPModel, ConfigError } from '@clip-ts/core';
-import { preprocessorConfigFor, type HFTokenizer, type ImageProcessorOptions } from '@clip-ts/encoders';
-import { loadImageProcessor, loadTokenizer, type ClipImageProcessor } from '@clip-ts/encoders/node';
-import { z } from 'zod';
-import { loadCLIPModel } from '@clip-ts/core/node';
+import { CheckpointError, ConfigError } from '@clip-ts/core';
+import { preprocessorConfigFor, type ImageProcessorOptions } from '@clip-ts/encoders';
 
 /**
  * A checkpoint directory a user can run on its own: `config.json` + `model.safetensors` (saveCLIPModel),
  * plus the text preprocessing (`tokenizer.json`, and `tokenizer_config.json` whose `model_max_length` is
  * the caption length the model was trained with) and the image preprocessing (`preprocessor_config.json`,
- * HF ViTImageProcessor keys).
+ * HF ViTImageProcessor keys). `CLIP.fromPretrained(dir)` (@clip-ts/encoders) reads it back.
  */
 export const TOKENIZER_FILE = 'tokenizer.json';
 export const TOKENIZER_CONFIG_FILE = 'tokenizer_config.json';
 export const PREPROCESSOR_FILE = 'preprocessor_config.json';
-/** The reference's caption length, used when a checkpoint does not say. */
-export const DEFAULT_MAX_LENGTH = 40;
+/** The reference's caption length, used when a checkpoint does not say (the reader's constant). */
+export { DEFAULT_MAX_LENGTH } from '@clip-ts/encoders';
 
 export interface CheckpointAssets {
   /** A Hugging Face tokenizer.json to copy next to the weights. */
@@ -43,57 +40,4 @@ export async function saveCheckpointAssets(dir: string, assets: CheckpointAssets
   } catch (err) {
     throw new CheckpointError(`${dir}: cannot write checkpoint assets: ${(err as Error).message}`, { cause: err });
   }
-}
-
-export interface LoadedCheckpoint {
-  dir: string;
-  /** The caller owns the model and disposes it. */
-  model: CLIPModel;
-  tokenizer: HFTokenizer;
-  imageProcessor: ClipImageProcessor;
-  maxLength: number;
-}
-
-const tokenizerConfigSchema = z.looseObject({ model_max_length: z.number().int().min(2).max(100_000).optional() });
-
-async function readMaxLength(dir: string): Promise<number> {
-  const file = join(dir, TOKENIZER_CONFIG_FILE);
-  let text: string;
-  try {
-    text = await readFile(file, 'utf8');
-  } catch {
-    return DEFAULT_MAX_LENGTH;
-  }
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch (err) {
-    throw new ConfigError(`${file}: invalid JSON: ${(err as Error).message}`, { cause: err });
-  }
-  const parsed = tokenizerConfigSchema.safeParse(json);
-  if (!parsed.success) throw new ConfigError(`${file}: model_max_length must be an integer >= 2`);
-  // HF's own tokenizer configs say 512 (the tower's limit), not a training length: cap to the reference's.
-  const m = parsed.data.model_max_length;
-  return m === undefined || m >= 512 ? DEFAULT_MAX_LENGTH : m;
-}
-
-/**
- * Load a checkpoint directory with its tokenizer and image processor. A missing tokenizer.json is a
- * CheckpointError saying what to copy there; a missing preprocessor_config.json falls back to 224×224
- * with CLIP mean/std (the reference's preprocessing).
- */
-export async function loadCheckpoint(dir: string, options: { maxLength?: number; seed?: number } = {}): Promise<LoadedCheckpoint> {
-  try {
-    await readFile(join(dir, TOKENIZER_FILE), { flag: 'r' }).then(() => undefined);
-  } catch (err) {
-    throw new CheckpointError(
-      `${dir}: no ${TOKENIZER_FILE}; copy the text tower's tokenizer.json next to config.json (saveCheckpointAssets does this)`,
-      { cause: err },
-    );
-  }
-  const tokenizer = await loadTokenizer(dir);
-  const imageProcessor = await loadImageProcessor(dir);
-  const maxLength = options.maxLength ?? (await readMaxLength(dir));
-  const model = await loadCLIPModel(dir, options.seed === undefined ? {} : { seed: options.seed });
-  return { dir, model, tokenizer, imageProcessor, maxLength };
 }

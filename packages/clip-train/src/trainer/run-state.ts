@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import { tensorToWritable } from '@clip-ts/core';
+import { CheckpointError, ClipError, tensorToWritable } from '@clip-ts/core';
 import { readSafetensors, writeFileAtomic, writeSafetensors } from '@clip-ts/core/node';
 import { z } from 'zod';
 import type { Optimizer } from '../optim/optimizer.js';
@@ -48,14 +48,23 @@ export async function replaceDirAtomic(dir: string, fill: (tmp: string) => Promi
   try {
     await fs.mkdir(tmp);
     await fill(tmp);
-    await fs.rm(old, { recursive: true, force: true });
-    const hadOld = await exists(dir);
-    if (hadOld) await fs.rename(dir, old);
+    // With no `dir` (a crash left only `dir.old`), that .old is the only complete copy: it goes only
+    // after the new directory is in place.
+    if (await exists(dir)) {
+      await fs.rm(old, { recursive: true, force: true });
+      await fs.rename(dir, old);
+    }
     await fs.rename(tmp, dir);
-    if (hadOld) await fs.rm(old, { recursive: true, force: true });
+    await fs.rm(old, { recursive: true, force: true });
   } catch (err) {
     await fs.rm(tmp, { recursive: true, force: true }).catch(() => undefined);
-    throw err;
+    // One typed error for every way a checkpoint write fails (disk full in the optimizer state included).
+    if (err instanceof ClipError) throw err;
+    const file = (err as { path?: unknown }).path;
+    throw new CheckpointError(
+      `${dir}: cannot save checkpoint${typeof file === 'string' ? ` (writing ${file})` : ''}: ${(err as Error).message}; the previous checkpoint is intact`,
+      { cause: err },
+    );
   }
 }
 

@@ -3,7 +3,7 @@ import type { Optimizer } from '../optim/optimizer.js';
 import { clipByGlobalNorm } from '../optim/clip-grad.js';
 import type { Callback } from '../callbacks/callback.js';
 import { TrainingError } from './errors.js';
-import { inBatchHits } from './in-batch.js';
+import { evaluateCaptionSplit } from '../evaluation/split.js';
 import type { BatchSource, Logs, TrainTask, TrainableModel, TrainerControl, TrainerState } from './types.js';
 
 export interface TrainerOptions<B> {
@@ -123,9 +123,9 @@ export class Trainer<B> implements TrainerControl {
     return { history: this.history, interrupted, epochsCompleted: this.epoch };
   }
 
-  /** Mean loss and in-batch top-k accuracies over `source` with this trainer's task (see evaluateSplit). */
+  /** Mean loss and in-batch top-k accuracies over `source` with this trainer's task (see evaluateCaptionSplit). */
   async evaluate(source: BatchSource<B>, epoch = 0): Promise<Logs> {
-    return evaluateSplit(this.task, source, { epoch, topK: this.topK });
+    return (await evaluateCaptionSplit(this.task, source, { epoch, topK: this.topK })).logs;
   }
 
   getState(): TrainerState {
@@ -258,54 +258,4 @@ function accumulate(
     }
   }
   return out;
-}
-
-/**
- * Mean loss and in-batch top-k accuracies over `source` (training behaviour off): `loss`, `top{k}`
- * (image→text), `text_top{k}` (text→image), `batch_size` (largest batch seen; top-k is out of it). Sums
- * stay on the device until the end: one read per evaluation, none per batch.
- */
-export async function evaluateSplit<B>(
-  task: TrainTask<B>,
-  source: BatchSource<B>,
-  options: { epoch?: number; topK?: readonly number[] } = {},
-): Promise<Logs> {
-  const topK = options.topK ?? [1, 5];
-  let lossSum: tf.Scalar = tf.scalar(0);
-  let i2t: tf.Tensor1D = tf.zeros([topK.length], 'int32');
-  let t2i: tf.Tensor1D = tf.zeros([topK.length], 'int32');
-  let pairs = 0;
-  let maxBatch = 0;
-  try {
-    for await (const batch of source.batches(options.epoch ?? 0)) {
-      try {
-        const n = task.batchSize(batch);
-        pairs += n;
-        maxBatch = Math.max(maxBatch, n);
-        const next = tf.tidy(() => {
-          const out = task.evalOutputs(batch);
-          const hits = inBatchHits(out.imageEmbeds, out.textEmbeds, topK);
-          return {
-            loss: tf.add(lossSum, tf.mul(out.loss, n)) as tf.Scalar,
-            i2t: tf.add(i2t, hits.imageToText) as tf.Tensor1D,
-            t2i: tf.add(t2i, hits.textToImage) as tf.Tensor1D,
-          };
-        });
-        tf.dispose([lossSum, i2t, t2i]);
-        ({ loss: lossSum, i2t, t2i } = next);
-      } finally {
-        task.disposeBatch(batch);
-      }
-    }
-    if (pairs === 0) throw new TrainingError('evaluation split yielded no batches');
-    const [loss, a, b] = await Promise.all([lossSum.data(), i2t.data(), t2i.data()]);
-    const logs: Logs = { loss: (loss[0] as number) / pairs, batch_size: maxBatch };
-    topK.forEach((k, j) => {
-      logs[`top${k}`] = (a[j] as number) / pairs;
-      logs[`text_top${k}`] = (b[j] as number) / pairs;
-    });
-    return logs;
-  } finally {
-    tf.dispose([lossSum, i2t, t2i]);
-  }
 }

@@ -11,6 +11,9 @@ import {
 } from '@clip-ts/core';
 import { ClassificationLoader, disposeBatch, type ClassificationDataset } from '@clip-ts/data';
 
+// Zero-shot evaluation over a labelled set, the one implementation `clip zeroshot` and the demo share:
+// class embeddings (with template ensembling) come from core's ZeroShotClassifier, top-k from core's metrics.
+
 /** Image embeddings of a whole classification split, on the CPU, with their labels. */
 export interface LabelledEmbeddings {
   data: Float32Array;

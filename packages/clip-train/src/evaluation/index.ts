@@ -1,0 +1,3 @@
+export * from './split.js';
+export * from './captions.js';
+export * from './zero-shot.js';

@@ -1,0 +1,78 @@
+import * as path from 'node:path';
+import type { CLIPModel } from '@clip-ts/core';
+import { CaptionLoader, type CaptionBatch } from '@clip-ts/data';
+import { cachedFeatureTask, CachedFeatureSource, loadOrComputeFeatures, towerFingerprint, type CachedFeatures } from '../cache/feature-cache.js';
+import type { BatchSource, TrainTask } from '../trainer/types.js';
+import { clipModelTask, type FreezeResult } from './model.js';
+import type { RunContext, RunInputs } from './setup.js';
+
+/** What the Trainer runs on: a task and its train / validation batches, all of one batch type. */
+export interface Pipeline<B> {
+  task: TrainTask<B>;
+  train: BatchSource<B>;
+  val: BatchSource<B>;
+}
+
+/**
+ * A pipeline whose batch type is known only inside `use` (raw caption batches, or cached tower
+ * features): callers write one generic function instead of narrowing a union with casts.
+ */
+export type AnyPipeline = <R>(use: <B>(pipeline: Pipeline<B>) => Promise<R>) => Promise<R>;
+
+/** A loader's batches with the caption picks of one fixed epoch (validation/test see the same pairs every time). */
+export function fixedEpoch(loader: CaptionLoader): BatchSource<CaptionBatch> {
+  return { batches: (_epoch, options) => loader.batches(0, options) };
+}
+
+/** The eval-mode loader of a split: no shuffle, the run's caption picks. */
+export function evalLoader(run: RunContext, inputs: RunInputs, dataset: RunInputs['data']['test'], cache?: boolean): CaptionLoader {
+  return new CaptionLoader(dataset, {
+    batchSize: run.evalBatch,
+    imageProcessor: inputs.imageProcessor,
+    tokenizer: inputs.tokenizer,
+    maxLength: run.config.data.maxLength,
+    seed: run.loaderSeed,
+    captionPick: run.config.data.captionPick,
+    ...(cache === undefined ? {} : { cache }),
+  });
+}
+
+/**
+ * With both towers frozen (and the cache allowed) training runs on cached tower features; otherwise on
+ * caption batches through the towers. `own` receives the cached features, which the run disposes.
+ */
+export async function buildPipeline(
+  run: RunContext,
+  inputs: RunInputs,
+  model: CLIPModel,
+  frozen: FreezeResult,
+  trainLoader: CaptionLoader,
+  own: (d: { dispose(): void }) => void,
+): Promise<{ useCache: boolean; withPipeline: AnyPipeline }> {
+  const { config } = run;
+  const valLoader = evalLoader(run, inputs, inputs.data.val, config.data.cacheImages);
+  const useCache = frozen.visionFrozen && frozen.textFrozen && config.featureCache.enabled === 'auto';
+  if (!useCache) {
+    const pipeline: Pipeline<CaptionBatch> = {
+      task: clipModelTask(model, { vision: frozen.visionFrozen, text: frozen.textFrozen }),
+      train: trainLoader,
+      val: fixedEpoch(valLoader),
+    };
+    return { useCache, withPipeline: (use) => use(pipeline) };
+  }
+  const dir = config.featureCache.dir ?? path.join(run.runDir, 'feature-cache');
+  const towers = await towerFingerprint(model);
+  const features = async (ds: RunInputs['data']['train']): Promise<CachedFeatures> => {
+    const f = await loadOrComputeFeatures(
+      { model, dataset: ds, tokenizer: inputs.tokenizer, imageProcessor: inputs.imageProcessor, maxLength: config.data.maxLength, dir, batchSize: run.evalBatch },
+      towers,
+    );
+    own(f);
+    run.log(`feature cache: ${ds.split} ${f.fromDisk ? 'read from' : 'computed into'} ${dir}`);
+    return f;
+  };
+  const trainF = await features(inputs.data.train);
+  const valF = await features(inputs.data.val);
+  const pipeline = { task: cachedFeatureTask(model), train: new CachedFeatureSource(trainF, trainLoader), val: new CachedFeatureSource(valF, valLoader, 0) };
+  return { useCache, withPipeline: (use) => use(pipeline) };
+}

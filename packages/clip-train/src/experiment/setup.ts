@@ -1,0 +1,71 @@
+import * as path from 'node:path';
+import { initBackend, Rng, type CaptionTokenizer, type ImageProcessor } from '@clip-ts/core';
+import { parseExperimentConfig } from '../config/load.js';
+import type { ExperimentConfig, ExperimentConfigInput } from '../config/schema.js';
+import { loadExperimentData, loadPreprocessing, type ExperimentData } from './data.js';
+
+/** What every step of a run reads: the resolved config, where the run lives, how to log. */
+export interface RunContext {
+  config: ExperimentConfig;
+  runDir: string;
+  lastDir: string;
+  bestDir: string;
+  backend: string;
+  log: (line: string) => void;
+  /** performance.now() when the run started (results.json's wallSeconds). */
+  started: number;
+  /** Seed of the loaders' shuffles and caption picks (see captionPickSeed). */
+  loaderSeed: number;
+  /** Batch size of validation and test passes. */
+  evalBatch: number;
+}
+
+/**
+ * The seed a run's loaders use for shuffles and caption picks, derived from the experiment seed. `clip
+ * eval --seed <run seed>` derives it the same way, so it evaluates the pairs runExperiment tested on.
+ */
+export function captionPickSeed(runSeed: number): number {
+  return new Rng(runSeed ^ 0x7a11).nextSeed() >>> 1;
+}
+
+/** Step 1: resolve the config, start the backend. */
+export async function prepareRun(
+  input: ExperimentConfig | ExperimentConfigInput,
+  o: { runDir?: string | undefined; io: { stderr: (text: string) => void } },
+): Promise<RunContext> {
+  const started = performance.now();
+  const config = parseExperimentConfig(input);
+  const runDir = o.runDir ?? config.output.runDir;
+  const log = (line: string) => o.io.stderr(`${line}\n`);
+  const backend = await initBackend(config.backend);
+  log(`backend: ${backend.name}`);
+  return {
+    config,
+    runDir,
+    lastDir: path.join(runDir, 'last'),
+    bestDir: path.join(runDir, 'best'),
+    backend: backend.name,
+    log,
+    started,
+    loaderSeed: captionPickSeed(config.seed),
+    evalBatch: config.data.evalBatchSize ?? config.data.batchSize,
+  };
+}
+
+/** The data and the preprocessing that turns it into tensors. */
+export interface RunInputs {
+  tokenizer: CaptionTokenizer;
+  imageProcessor: ImageProcessor;
+  data: ExperimentData;
+}
+
+/** Step 3: preprocessing (given in code or read from the config) and the three splits. */
+export async function loadInputs(run: RunContext, given: { tokenizer?: CaptionTokenizer | undefined; imageProcessor?: ImageProcessor | undefined }): Promise<RunInputs> {
+  const { config } = run;
+  const pre = given.tokenizer && given.imageProcessor
+    ? { tokenizer: given.tokenizer, imageProcessor: given.imageProcessor }
+    : await loadPreprocessing(config.data);
+  const data = await loadExperimentData(config.data);
+  run.log(`data: ${config.data.dataset.kind} — train ${data.train.length}, val ${data.val.length}, test ${data.test.length} images`);
+  return { tokenizer: given.tokenizer ?? pre.tokenizer, imageProcessor: given.imageProcessor ?? pre.imageProcessor, data };
+}

@@ -1,0 +1,107 @@
+import * as fs from 'node:fs/promises';
+import * as path from 'node:path';
+import type { CLIPModel, ImageProcessor } from '@clip-ts/core';
+import { loadCLIPModel, saveCLIPModel } from '@clip-ts/core/node';
+import { ClipImageProcessor } from '@clip-ts/encoders/node'; // importing also registers the vit / distilbert towers
+import { CaptionLoader } from '@clip-ts/data';
+import {
+  EarlyStopping,
+  HistoryLogger,
+  LossPlot,
+  ModelCheckpoint,
+  NanGuard,
+  ProgressBar,
+  ReduceLROnPlateau,
+  type Callback,
+} from '../callbacks/index.js';
+import type { ExperimentConfig } from '../config/schema.js';
+import type { Optimizer } from '../optim/optimizer.js';
+import { rngStates } from '../trainer/rng-state.js';
+import type { TrainableModel } from '../trainer/types.js';
+import { saveCheckpointAssets, TOKENIZER_FILE } from './checkpoint-assets.js';
+import { applyFreeze, buildModel } from './model.js';
+import { buildOptimizer } from './optimizer.js';
+import { buildPipeline, type AnyPipeline } from './pipeline.js';
+import type { RunContext, RunInputs } from './setup.js';
+
+/** Everything the fit step needs; `dispose` frees the model, optimizer and cached features. */
+export interface Training {
+  model: CLIPModel;
+  /** What the Trainer saves: the model's weights, written by @clip-ts/core/node (CLIPModel itself is browser-safe). */
+  trainable: TrainableModel;
+  optimizer: Optimizer;
+  callbacks: Callback[];
+  checkpoint: ModelCheckpoint;
+  earlyStopping: EarlyStopping | undefined;
+  useCache: boolean;
+  withPipeline: AnyPipeline;
+  dispose(): void;
+}
+
+/**
+ * Step 4: the model (resumed weights or fresh), the frozen parts, the batches it trains on (cached
+ * features when both towers are frozen), the optimizer and the callbacks.
+ */
+export async function buildTraining(run: RunContext, inputs: RunInputs, resumeFrom: string | undefined, io: { stderr: (text: string) => void; tty?: NodeJS.WriteStream | undefined }): Promise<Training> {
+  const { config } = run;
+  const model = resumeFrom ? await loadCLIPModel(resumeFrom, { seed: config.seed }) : await buildModel(config);
+  const owned: Array<{ dispose(): void }> = [model];
+  const dispose = () => {
+    for (const o of owned.reverse()) o.dispose();
+  };
+  try {
+    const frozen = applyFreeze(model, config.model.freeze);
+    const trainLoader = new CaptionLoader(inputs.data.train, {
+      batchSize: config.data.batchSize,
+      imageProcessor: inputs.imageProcessor,
+      tokenizer: inputs.tokenizer,
+      maxLength: config.data.maxLength,
+      shuffle: true,
+      seed: run.loaderSeed,
+      captionPick: config.data.captionPick,
+      cache: config.data.cacheImages,
+    });
+    const { useCache, withPipeline } = await buildPipeline(run, inputs, model, frozen, trainLoader, (d) => owned.push(d));
+    const optimizer = buildOptimizer(config.optim, frozen.trainable);
+    owned.push(optimizer);
+    const sched = config.schedule;
+    const earlyStopping = sched.earlyStopping ? new EarlyStopping({ patience: sched.earlyStopping.patience, minDelta: sched.earlyStopping.minDelta, restoreBestWeights: false }) : undefined;
+    // The dropout generators' states travel with last/, so a resumed run draws the same masks.
+    const checkpoint = new ModelCheckpoint({
+      dir: run.runDir,
+      extraState: () => ({ rngs: rngStates(model) }),
+      writeAssets: await checkpointAssetsWriter(config.data, inputs.imageProcessor),
+    });
+    const callbacks: Callback[] = [
+      new NanGuard(),
+      ...(sched.reduceLROnPlateau ? [new ReduceLROnPlateau(sched.reduceLROnPlateau)] : []),
+      ...(earlyStopping ? [earlyStopping] : []),
+      checkpoint,
+      new HistoryLogger(run.runDir),
+      new LossPlot(run.runDir),
+      new ProgressBar({ epochs: sched.epochs, batchesPerEpoch: trainLoader.numBatches, write: io.stderr, tty: io.tty }),
+    ];
+    run.log(
+      `model: ${model.namedVariables().length} weights, ${frozen.trainable.length} training` +
+        `${useCache ? ' (frozen towers: training on cached features)' : ''}; batch ${config.data.batchSize}, ${trainLoader.numBatches} steps/epoch`,
+    );
+    const trainable: TrainableModel = { namedVariables: () => model.namedVariables(), save: (dir) => saveCLIPModel(model, dir) };
+    return { model, trainable, optimizer, callbacks, checkpoint, earlyStopping, useCache, withPipeline, dispose };
+  } catch (err) {
+    dispose();
+    throw err;
+  }
+}
+
+/**
+ * Every checkpoint carries the tokenizer and preprocessing it was trained with, so `clip eval`,
+ * `clip zeroshot` and `clip embed` can run on best/ or last/ alone.
+ */
+async function checkpointAssetsWriter(data: ExperimentConfig['data'], imageProcessor: ImageProcessor): Promise<(dir: string) => Promise<void>> {
+  const isDir = (await fs.stat(data.tokenizer)).isDirectory();
+  const tokenizerFile = isDir ? path.join(data.tokenizer, TOKENIZER_FILE) : data.tokenizer;
+  const processorOptions = imageProcessor instanceof ClipImageProcessor
+    ? imageProcessor.options
+    : { height: imageProcessor.height, width: imageProcessor.width };
+  return (dir) => saveCheckpointAssets(dir, { tokenizerFile, maxLength: data.maxLength, imageProcessor: processorOptions });
+}
