@@ -51,6 +51,19 @@ export default defineConfig({
           pool: 'forks' as const,
         },
       },
+      {
+        // examples/web: the page in a real Chromium (playwright-core + /usr/bin/chromium, see docs/browser.md).
+        resolve: { alias },
+        test: {
+          name: 'web',
+          root: fileURLToPath(new URL('./examples/web', import.meta.url)),
+          include: ['test/**/*.test.ts'],
+          environment: 'node',
+          testTimeout: 120_000,
+          hookTimeout: 240_000,
+          pool: 'forks' as const,
+        },
+      },
     ],
   },
 });

@@ -28,3 +28,5 @@ export * from './embeddings.js';
 export * from './clip-checkpoint.js';
 export { urlFiles, type UrlFilesOptions } from './clip-url-files.js';
 export type { CLIPImageProcessor } from './platform/types.js';
+// Browser image decoding (File/Blob/HTMLImageElement/ImageBitmap/ImageData → RGB), browser-safe.
+export * from './platform/browser-images.js';
