@@ -19,6 +19,7 @@ import { Rng } from './rng.js';
 import { parseSafetensors, parseSafetensorsHeader, serializeSafetensors, type WritableTensor } from './safetensors.js';
 import { checkClipConfigAgainstWeights, SIZE_BOUNDS } from './size-guard.js';
 import { loadParams } from './state-dict.js';
+import { urlDirectory, type FetchFn } from './url-files.js';
 
 /**
  * A dual-encoder CLIP model: image tower → visual_projection, text tower → text_projection, and a learnable
@@ -94,7 +95,7 @@ export interface FromBytesOptions extends LoadOptions {
 
 export interface FromUrlOptions extends LoadOptions {
   /** The fetch to use (default: globalThis.fetch), e.g. one that adds auth headers. */
-  fetch?: (url: string) => Promise<Response>;
+  fetch?: FetchFn;
 }
 
 const PREFIX = {
@@ -354,19 +355,8 @@ export class CLIPModel {
    * naming the URL and status.
    */
   static async fromUrl(base: string | URL, options: FromUrlOptions = {}): Promise<CLIPModel> {
-    const { fetch: doFetch = (url: string) => globalThis.fetch(url), ...loadOptions } = options;
-    const root = String(base).endsWith('/') ? String(base) : `${String(base)}/`;
-    const get = async (file: string): Promise<{ url: string; res: Response }> => {
-      const url = new URL(file, root).href;
-      let res: Response;
-      try {
-        res = await doFetch(url);
-      } catch (err) {
-        throw new CheckpointError(`${url}: cannot fetch: ${(err as Error).message}`, { cause: err });
-      }
-      if (!res.ok) throw new CheckpointError(`${url}: HTTP ${res.status}${res.statusText ? ` ${res.statusText}` : ''}`);
-      return { url, res };
-    };
+    const { fetch, ...loadOptions } = options;
+    const { get } = urlDirectory(base, fetch);
     const config = await get(CONFIG_FILE);
     const configText = await config.res.text();
     const weights = await get(WEIGHTS_FILE);

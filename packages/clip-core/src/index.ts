@@ -31,3 +31,4 @@ export * from './clip-model.js';
 export * from './metrics.js';
 export * from './zero-shot.js';
 export * from './size-guard.js';
+export * from './url-files.js';

@@ -1,10 +1,10 @@
-import { CheckpointError, parseSafetensors } from '@clip-ts/core';
+import { CheckpointError, parseSafetensors, urlDirectory, type FetchFn } from '@clip-ts/core';
 import type { CheckpointFiles, DownloadProgress } from './clip-checkpoint.js';
 
 /** A checkpoint directory served over HTTP(S) (a static server, the Hub's resolve URLs). Browser-safe. */
 
 export interface UrlFilesOptions {
-  fetch?: (url: string) => Promise<Response>;
+  fetch?: FetchFn;
   onDownloadProgress?: (progress: DownloadProgress) => void;
 }
 
@@ -37,34 +37,19 @@ async function readBody(res: Response, file: string, onProgress: UrlFilesOptions
  * failure is a CheckpointError naming the URL. Weights: a single model.safetensors.
  */
 export function urlFiles(base: string | URL, options: UrlFilesOptions = {}): CheckpointFiles {
-  const doFetch = options.fetch ?? ((url: string) => globalThis.fetch(url));
-  const root = String(base).endsWith('/') ? String(base) : `${String(base)}/`;
-  const get = async (file: string): Promise<{ url: string; res: Response | undefined }> => {
-    const url = new URL(file, root).href;
-    let res: Response;
-    try {
-      res = await doFetch(url);
-    } catch (err) {
-      throw new CheckpointError(`${url}: cannot fetch: ${(err as Error).message}`, { cause: err });
-    }
-    if (res.status === 404) {
-      await res.body?.cancel(); // frees the connection
-      return { url, res: undefined };
-    }
-    if (!res.ok) throw new CheckpointError(`${url}: HTTP ${res.status}${res.statusText ? ` ${res.statusText}` : ''}`);
-    return { url, res };
-  };
+  const { root, getOptional } = urlDirectory(base, options.fetch);
   return {
     name: root,
     async text(file) {
-      const { res } = await get(file);
-      return res === undefined ? undefined : new TextDecoder().decode(await readBody(res, file, options.onDownloadProgress));
+      const found = await getOptional(file);
+      return found === undefined ? undefined : new TextDecoder().decode(await readBody(found.res, file, options.onDownloadProgress));
     },
     async tensors(keep) {
-      const { url, res } = await get('model.safetensors');
-      if (res === undefined) {
-        throw new CheckpointError(`${url}: HTTP 404; loading from a URL needs a single model.safetensors (download sharded or pickle-only repos by Hub id in Node)`);
+      const found = await getOptional('model.safetensors');
+      if (found === undefined) {
+        throw new CheckpointError(`${root}model.safetensors: HTTP 404; loading from a URL needs a single model.safetensors (download sharded or pickle-only repos by Hub id in Node)`);
       }
+      const { url, res } = found;
       const bytes = await readBody(res, 'model.safetensors', options.onDownloadProgress);
       return { tensors: parseSafetensors(bytes, url, { filter: keep }).tensors, source: url };
     },

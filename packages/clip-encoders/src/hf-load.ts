@@ -1,4 +1,4 @@
-import { CheckpointError, checkTowerConfigAgainstWeights, ConfigError, parseSafetensors, type EncoderConfig, type TensorData } from '@clip-ts/core';
+import { checkTowerConfigAgainstWeights, ConfigError, parseSafetensors, urlDirectory, type FetchFn, type EncoderConfig, type TensorData } from '@clip-ts/core';
 import { CLIPTextModel, parseCLIPTextConfig, type CLIPTextConfig } from './clip-text.js';
 import { CLIPVisionModel, parseCLIPVisionConfig, type CLIPVisionConfig } from './clip-vision.js';
 import { DistilBertModel, parseDistilBertConfig, type DistilBertConfig } from './distilbert.js';
@@ -151,21 +151,10 @@ export function loadEncoderFromBytes(
  */
 export async function loadEncoderFromUrl(
   base: string | URL,
-  options: LoadEncoderOptions & { fetch?: (url: string) => Promise<Response> } = {},
+  options: LoadEncoderOptions & { fetch?: FetchFn } = {},
 ): Promise<LoadedEncoder> {
-  const { fetch: doFetch = (url: string) => globalThis.fetch(url), ...rest } = options;
-  const root = String(base).endsWith('/') ? String(base) : `${String(base)}/`;
-  const get = async (file: string): Promise<{ url: string; res: Response }> => {
-    const url = new URL(file, root).href;
-    let res: Response;
-    try {
-      res = await doFetch(url);
-    } catch (err) {
-      throw new CheckpointError(`${url}: cannot fetch: ${(err as Error).message}`, { cause: err });
-    }
-    if (!res.ok) throw new CheckpointError(`${url}: HTTP ${res.status}${res.statusText ? ` ${res.statusText}` : ''}`);
-    return { url, res };
-  };
+  const { fetch, ...rest } = options;
+  const { get } = urlDirectory(base, fetch);
   const config = await get('config.json');
   let json: unknown;
   try {
