@@ -8,6 +8,7 @@ import { runCli } from '../src/cli.js';
 import type { DataStatsResult } from '../src/commands/data-stats.js';
 
 // The real bert-base-uncased tokenizer.json vendored by @clip-ts/encoders' tests.
+const SVHN = fileURLToPath(new URL('../../clip-data/test/fixtures/svhn/good', import.meta.url));
 const TOKENIZER = fileURLToPath(new URL('../../clip-encoders/test/fixtures/tokenizer/tokenizer.json', import.meta.url));
 
 let dir: string;
@@ -103,6 +104,20 @@ describe('clip data stats', () => {
     expect(coarse.splits[0]?.classes).toBe(20);
     const table = await run(['--dataset', 'cifar10', '--root', dir]);
     expect(table.out).toContain('Class names (10): airplane, automobile');
+  });
+
+  it('svhn: every split file present, digits 0..9 (label 10 counted as digit 0)', async () => {
+    const r = await json(['--dataset', 'svhn', '--root', SVHN]);
+    expect(r.splits.map((s) => [s.split, s.images, s.classes])).toEqual([
+      ['train', 7, 10],
+      ['test', 12, 10],
+      ['extra', 3, 10],
+    ]);
+    expect(r.splits[1]?.classCounts).toEqual([2, 2, 1, 1, 1, 1, 1, 1, 1, 1]);
+    expect(r.splits[2]?.classCounts).toEqual([1, 1, 1, 0, 0, 0, 0, 0, 0, 0]);
+    const none = await run(['--dataset', 'svhn', '--root', dir]);
+    expect(none.code).toBe(2);
+    expect(none.err).toContain('none of train_32x32.mat, test_32x32.mat, extra_32x32.mat found');
   });
 
   it('imagefolder, csv (per split column) and the generated shapes set', async () => {

@@ -1,6 +1,7 @@
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import sharp from 'sharp';
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -9,6 +10,8 @@ import { captureIO, writeTinyCheckpoint } from './helpers/tiny-checkpoint.js';
 
 let dir: string;
 let ckpt: string;
+// SVHN MAT-files written by @clip-ts/data's reference writer (fixtures/svhn/make_mat.py): test 12 images, train 7, extra 3.
+const SVHN = fileURLToPath(new URL('../../clip-data/test/fixtures/svhn/good', import.meta.url));
 
 /** cifar-10-batches-bin with `n` test records whose labels cycle 0..9 (train batches hold one record each). */
 async function writeCifar(root: string, n: number): Promise<void> {
@@ -85,6 +88,29 @@ describe('clip zeroshot', () => {
     expect(out).not.toContain('top-3'); // only 2 classes
     expect(out).toContain('| red thing');
     expect(out).toContain('Confusion matrix');
+  });
+
+  it('--dataset svhn reads the MAT-file of the split, with class names 0..9', async () => {
+    const io = captureIO();
+    const before = tf.memory().numTensors;
+    const code = await runCli(['zeroshot', '--checkpoint', ckpt, '--dataset', 'svhn', '--root', SVHN, '--template', 'a photo of the number {}.', '--json', '--backend', 'cpu'], io);
+    expect(io.err()).not.toMatch(/error/);
+    expect(code).toBe(0);
+    expect(tf.memory().numTensors).toBe(before);
+    const r = JSON.parse(io.out()) as { dataset: string; split: string; images: number; classNames: string[]; confusionMatrix: number[][] };
+    expect([r.dataset, r.split, r.images]).toEqual(['svhn', 'test', 12]);
+    expect(r.classNames).toEqual(['0', '1', '2', '3', '4', '5', '6', '7', '8', '9']);
+    // Image n is digit n % 10: digits 0 and 1 twice, the others once.
+    expect(r.confusionMatrix.map((row) => row.reduce((a, b) => a + b, 0))).toEqual([2, 2, 1, 1, 1, 1, 1, 1, 1, 1]);
+    const extra = captureIO();
+    expect(await runCli(['zeroshot', '--checkpoint', ckpt, '--dataset', 'svhn', '--root', SVHN, '--split', 'extra', '--backend', 'cpu'], extra)).toBe(0);
+    expect(extra.out()).toContain('Zero-shot on svhn/extra: 3 images, 10 classes');
+    const badSplit = captureIO();
+    expect(await runCli(['zeroshot', '--checkpoint', ckpt, '--dataset', 'svhn', '--root', SVHN, '--split', 'val', '--backend', 'cpu'], badSplit)).toBe(2);
+    expect(badSplit.err()).toContain("SVHN has no split 'val'; available: train, test, extra");
+    const missing = captureIO();
+    expect(await runCli(['zeroshot', '--checkpoint', ckpt, '--dataset', 'svhn', '--root', dir, '--backend', 'cpu'], missing)).toBe(2);
+    expect(missing.err()).toContain('test_32x32.mat not found');
   });
 
   it('rejects a template without {} and an unknown dataset (exit 2)', async () => {

@@ -43,6 +43,14 @@ export const Cifar100OptionsSchema = z.strictObject({
 });
 export type Cifar100Options = z.input<typeof Cifar100OptionsSchema>;
 
+/** The SVHN cropped-digits files: `train_32x32.mat`, `test_32x32.mat`, `extra_32x32.mat`. */
+export const SVHN_SPLITS = ['train', 'test', 'extra'] as const;
+export const SvhnOptionsSchema = z.strictObject({
+  /** Which file to read (default test). */
+  split: z.enum(SVHN_SPLITS).default('test'),
+});
+export type SvhnOptions = z.input<typeof SvhnOptionsSchema>;
+
 export const ImageFolderOptionsSchema = z.strictObject({
   /** Dataset split label (default: the directory's base name). */
   split: z.string().min(1).optional(),

@@ -1,4 +1,4 @@
-import { statSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
 import { z } from 'zod';
@@ -10,6 +10,8 @@ import {
   loadCifar100,
   loadFlickr8k,
   loadImageFolder,
+  loadSvhn,
+  SVHN_SPLITS,
   splitStats,
   type ImageDataset,
   type SplitStats,
@@ -20,7 +22,7 @@ import { DEMO_SHAPES } from '../support/datasets.js';
 import { markdownTable, num, writeJson } from '../support/format.js';
 import { positiveInt, zodArg } from '../support/options.js';
 
-export const STATS_DATASETS = ['flickr8k', 'cifar10', 'cifar100', 'imagefolder', 'csv', 'shapes'] as const;
+export const STATS_DATASETS = ['flickr8k', 'cifar10', 'cifar100', 'imagefolder', 'csv', 'shapes', 'svhn'] as const;
 export type StatsDatasetKind = (typeof STATS_DATASETS)[number];
 
 export interface DataStatsOptions {
@@ -72,6 +74,13 @@ function splitsOf(o: DataStatsOptions, onWarning: (m: string) => void): ImageDat
       // The set the demo trains on, so the numbers describe it; it is generated, --root is not used.
       const s = createShapes(DEMO_SHAPES);
       return [s.train, s.val, s.test, s.heldOut];
+    }
+    case 'svhn': {
+      // Each split is its own file and extra_32x32.mat is often not downloaded: describe the files present.
+      const root = needRoot(o);
+      const present = SVHN_SPLITS.filter((split) => existsSync(path.join(root, `${split}_32x32.mat`)));
+      if (present.length === 0) throw new ValueError(`--dataset svhn: none of ${SVHN_SPLITS.map((s) => `${s}_32x32.mat`).join(', ')} found in ${root}`);
+      return present.map((split) => loadSvhn(root, { split }));
     }
   }
 }

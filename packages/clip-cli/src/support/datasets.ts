@@ -6,6 +6,8 @@ import {
   loadCifar100,
   loadFlickr8k,
   loadImageFolder,
+  loadSvhn,
+  SVHN_SPLITS,
   type ClassificationDataset,
   type ImageCaptionDataset,
   type ShapesOptions,
@@ -68,6 +70,7 @@ export function buildCaptionDataset(kind: CaptionDatasetKind, root: string | und
  * The classification dataset for zero-shot. CIFAR uses its test split unless `split` says train; an
  * image folder is the whole folder; shapes are the held-out (colour, shape) combinations, classified
  * among all 30 colour–shape names (`shapes-heldout` restricts the candidates to the held-out names).
+ * SVHN reads `<split>_32x32.mat` (test unless `split` says train or extra).
  */
 export function buildClassificationDataset(kind: ClassificationDatasetKind, root: string | undefined, split: string | undefined): ClassificationDataset {
   switch (kind) {
@@ -83,5 +86,10 @@ export function buildClassificationDataset(kind: ClassificationDatasetKind, root
       return loadImageFolder(requireRoot(kind, root), split === undefined ? {} : { split });
     case 'shapes':
       return createShapes(DEMO_SHAPES).zeroShot();
+    case 'svhn': {
+      const s = split ?? 'test';
+      if (!(SVHN_SPLITS as readonly string[]).includes(s)) throw new ValueError(`SVHN has no split '${s}'; available: ${SVHN_SPLITS.join(', ')}`);
+      return loadSvhn(requireRoot(kind, root), { split: s as (typeof SVHN_SPLITS)[number] });
+    }
   }
 }

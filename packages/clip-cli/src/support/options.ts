@@ -32,7 +32,7 @@ export function collect(value: string, previous: string[] | undefined): string[]
 
 export const CAPTION_DATASETS = ['flickr8k', 'csv', 'shapes'] as const;
 export type CaptionDatasetKind = (typeof CAPTION_DATASETS)[number];
-export const CLASSIFICATION_DATASETS = ['cifar10', 'cifar100', 'imagefolder', 'shapes'] as const;
+export const CLASSIFICATION_DATASETS = ['cifar10', 'cifar100', 'imagefolder', 'shapes', 'svhn'] as const;
 export type ClassificationDatasetKind = (typeof CLASSIFICATION_DATASETS)[number];
 
 export const captionDatasetArg = zodArg<CaptionDatasetKind>(
