@@ -177,7 +177,7 @@ describe('SigLIP CLIPModel', () => {
       const zs = ZeroShotClassifier.create(model, tokenize, ['a', 'bb', 'ccc'], ['{}']);
       expect(zs.probabilities).toBe(loss === 'siglip' ? 'sigmoid' : 'softmax');
       const [pred] = await zs.classify(pixels, 3);
-      const cos = tf.tidy(() => tf.matMul(model.encodeImages(pixels), zs.classEmbeddings, false, true).arraySync()[0] as number[]);
+      const cos = tf.tidy(() => (tf.matMul(model.encodeImages(pixels), zs.classEmbeddings, false, true) as tf.Tensor2D).arraySync()[0] as number[]);
       const scale = Math.exp(model.logitScale.dataSync()[0] as number);
       const z = cos.map((c) => scale * c + (loss === 'siglip' ? 1.5 : 0));
       const want = loss === 'siglip' ? z.map((v) => 1 / (1 + Math.exp(-v))) : z.map((v) => Math.exp(v) / z.reduce((s, u) => s + Math.exp(u), 0));
