@@ -190,6 +190,7 @@ export const ScheduleConfigSchema = z.strictObject({
    * every LR before every step, so it excludes reduceLROnPlateau (which then defaults to false).
    */
   lr: WarmupCosineSchema.optional(),
+  /** Default: factor 0.5, patience 2, threshold 1e-4 rel, cooldown 0, minLr 0 — or false with schedule.lr. */
   reduceLROnPlateau: z
     .union([
       z.literal(false),
