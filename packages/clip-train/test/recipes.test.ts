@@ -1,5 +1,6 @@
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
 import { ConfigError } from '@clip-ts/core';
 import { readSafetensors } from '@clip-ts/core/node';
@@ -16,7 +17,9 @@ const strip = (h: Record<string, number>[]) => h.map(({ seconds: _s, ...rest }) 
 describe('training recipes', () => {
   it('loss: siglip trains, saves logit_bias with loss_type siglip, and a CLIP checkpoint cannot resume as SigLIP', async () => {
     const dir = await tmpDir();
+    const before = tf.memory().numTensors;
     const r = await runExperiment(tinyConfig(dir, { loss: 'siglip' }), { io: quiet });
+    expect(tf.memory().numTensors).toBe(before);
     expect(r.history[1]!.loss).toBeLessThan(r.history[0]!.loss!);
     const config = JSON.parse(await fs.readFile(path.join(dir, 'best', 'config.json'), 'utf8'));
     expect(config.loss_type).toBe('siglip');
@@ -45,6 +48,25 @@ describe('training recipes', () => {
     const sigDiagonal = await run('diagonal', 'siglip');
     const sigGrouped = await run('grouped', 'siglip');
     expect(Math.abs(sigGrouped[0]!.loss! - sigDiagonal[0]!.loss!)).toBeGreaterThan(1e-2);
+  });
+
+  it('frozen towers: SigLIP with grouped targets on cached features follows the uncached run (the cached batches carry indices and captions)', async () => {
+    const frozen = async (cache: boolean) => {
+      const c = tinyConfig(await tmpDir(), {
+        loss: 'siglip',
+        targets: 'grouped',
+        featureCache: cache ? { enabled: 'auto' } : { enabled: false },
+        data: { ...tinyConfig('').data, captionPick: 'first', batchSize: 24 },
+      });
+      return runExperiment({ ...c, model: { ...c.model!, freeze: 'towers' as const }, schedule: { epochs: 2 } }, { io: quiet });
+    };
+    const uncached = await frozen(false);
+    const cached = await frozen(true);
+    expect(cached.featureCache).toBe(true);
+    cached.history.forEach((h, i) => {
+      expect(Math.abs(h.loss! - uncached.history[i]!.loss!)).toBeLessThan(1e-5);
+      expect(Math.abs(h.val_loss! - uncached.history[i]!.val_loss!)).toBeLessThan(1e-5);
+    });
   });
 
   it('schedule.lr warmup-cosine: the logged LRs follow the schedule; Ctrl-C + resume ends like an uninterrupted run', async () => {
