@@ -13,7 +13,8 @@ import {
   type TextInput,
 } from './encoder.js';
 import { CheckpointError, ClipError, ConfigError, formatZodIssues } from './errors.js';
-import { clipLogits, clipLoss, l2Normalize, type ClipLogits } from './loss.js';
+import { clipLogits, clipLoss, l2Normalize, type ClipLogits, type LossOptions } from './loss.js';
+import { SIGLIP_LOGIT_BIAS_INIT, SIGLIP_LOGIT_SCALE_INIT, siglipLogits, siglipLoss } from './siglip-loss.js';
 import { PROJECTION_HEAD_KINDS, ProjectionHead, type ProjectionHeadKind } from './projection-head.js';
 import { Rng } from './rng.js';
 import { parseSafetensors, parseSafetensorsHeader, serializeSafetensors, type WritableTensor } from './safetensors.js';
@@ -27,7 +28,8 @@ import { urlDirectory, type FetchFn } from './url-files.js';
  *
  * Weight names (namedVariables, stateDict, model.safetensors) follow HF's VisionTextDualEncoder:
  * `vision_model.<tower key>`, `text_model.<tower key>`, `visual_projection.<head key>`,
- * `text_projection.<head key>`, `logit_scale` (0-d). See docs/checkpoints.md.
+ * `text_projection.<head key>`, `logit_scale` (0-d), and for a SigLIP model (`loss_type: 'siglip'` in
+ * config.json) `logit_bias` (0-d). See docs/checkpoints.md.
  *
  * Everything here works on bytes and objects, so it runs in a browser too: `toBytes` / `fromBytes` /
  * `fromUrl`. Checkpoint directories on disk are `saveCLIPModel` / `loadCLIPModel` in `@clip-ts/core/node`.
@@ -38,6 +40,10 @@ export const WEIGHTS_FILE = 'model.safetensors';
 export const MODEL_TYPE = 'clip-ts';
 export const DEFAULT_LOGIT_SCALE_INIT = Math.log(1 / 0.07);
 
+/** The training objective, which also fixes how scores become probabilities (softmax / sigmoid). */
+export const LOSS_TYPES = ['clip', 'siglip'] as const;
+export type LossType = (typeof LOSS_TYPES)[number];
+
 const towerConfig = z.looseObject({ model_type: z.string().min(1) });
 
 /** config.json of a checkpoint (HF VisionTextDualEncoder layout). */
@@ -47,6 +53,9 @@ export const CLIPModelConfigSchema = z.looseObject({
   projection_head: z.enum(PROJECTION_HEAD_KINDS).default('linear'),
   head_dropout: z.number().min(0).lt(1).default(0.1),
   logit_scale_init_value: z.number().finite().default(DEFAULT_LOGIT_SCALE_INIT),
+  // Absent (every CLIP checkpoint): 'clip'. A SigLIP model also stores its bias's init value.
+  loss_type: z.enum(LOSS_TYPES).optional(),
+  logit_bias_init_value: z.number().finite().optional(),
   vision_config: towerConfig,
   text_config: towerConfig,
 });
@@ -60,8 +69,12 @@ export interface CLIPModelOptions {
   head?: ProjectionHeadKind;
   /** Dropout of the mlp head. */
   dropout?: number;
-  /** Initial LOG temperature (CLIP: ln(1/0.07)). */
+  /** 'clip' (softmax cross-entropy, the default) or 'siglip' (pairwise sigmoid; adds the `logit_bias` weight). */
+  loss?: LossType;
+  /** Initial LOG temperature (CLIP: ln(1/0.07); SigLIP: ln 10). */
   logitScaleInit?: number;
+  /** Initial bias of a SigLIP model (−10). */
+  logitBiasInit?: number;
   /** Seeds the heads' initialisation and dropout. */
   seed?: number;
   /** Custom heads (owned by the model); their input dims must match the towers and their output dims agree. */
@@ -105,6 +118,7 @@ const PREFIX = {
   textProjection: 'text_projection.',
 } as const;
 const LOGIT_SCALE = 'logit_scale';
+const LOGIT_BIAS = 'logit_bias';
 
 export class CLIPModel {
   readonly imageEncoder: ImageEncoder;
@@ -113,8 +127,12 @@ export class CLIPModel {
   readonly textProjection: ProjectionHead;
   /** The LOG temperature; logits are scaled by min(exp(logitScale), 100). */
   readonly logitScale: tf.Variable;
+  /** SigLIP models only: the additive logit bias. */
+  readonly logitBias: tf.Variable | undefined;
+  readonly lossType: LossType;
   readonly projectionDim: number;
   private readonly logitScaleInit: number;
+  private readonly logitBiasInit: number;
 
   constructor(options: CLIPModelOptions) {
     const {
@@ -123,10 +141,14 @@ export class CLIPModel {
       projectionDim = 256,
       head = 'linear',
       dropout = 0.1,
-      logitScaleInit = DEFAULT_LOGIT_SCALE_INIT,
+      loss = 'clip',
+      logitScaleInit = loss === 'siglip' ? SIGLIP_LOGIT_SCALE_INIT : DEFAULT_LOGIT_SCALE_INIT,
+      logitBiasInit = SIGLIP_LOGIT_BIAS_INIT,
       seed = 0,
     } = options;
     if (!Number.isFinite(logitScaleInit)) throw new ConfigError(`CLIPModel: logitScaleInit must be finite, got ${logitScaleInit}`);
+    if (!Number.isFinite(logitBiasInit)) throw new ConfigError(`CLIPModel: logitBiasInit must be finite, got ${logitBiasInit}`);
+    if (!(LOSS_TYPES as readonly string[]).includes(loss)) throw new ConfigError(`CLIPModel: loss must be one of ${LOSS_TYPES.join(', ')}, got ${String(loss)}`);
     const rng = new Rng(seed);
     const makeHead = (inputDim: number): ProjectionHead =>
       new ProjectionHead({ inputDim, projectionDim, kind: head, dropout, seed: rng.nextSeed() });
@@ -153,6 +175,14 @@ export class CLIPModel {
     this.projectionDim = visual.projectionDim;
     this.logitScaleInit = logitScaleInit;
     this.logitScale = tf.tidy(() => tf.variable(tf.scalar(logitScaleInit)));
+    this.lossType = loss;
+    this.logitBiasInit = logitBiasInit;
+    this.logitBias = loss === 'siglip' ? tf.tidy(() => tf.variable(tf.scalar(logitBiasInit))) : undefined;
+  }
+
+  /** How zero-shot scores become probabilities: a softmax over classes (CLIP) or a sigmoid per class (SigLIP). */
+  get probabilities(): 'softmax' | 'sigmoid' {
+    return this.lossType === 'siglip' ? 'sigmoid' : 'softmax';
   }
 
   /** Build towers through the encoder registry (fresh weights) and the heads from `config`. */
@@ -182,7 +212,9 @@ export class CLIPModel {
         projectionDim: c.projection_dim,
         head: c.projection_head,
         dropout: c.head_dropout,
+        loss: c.loss_type ?? 'clip',
         logitScaleInit: c.logit_scale_init_value,
+        logitBiasInit: c.logit_bias_init_value ?? SIGLIP_LOGIT_BIAS_INIT,
         seed: rng.nextSeed(),
       });
     } catch (err) {
@@ -220,31 +252,51 @@ export class CLIPModel {
     return tf.tidy(() => this.textProjection.apply(this.textEncoder.encode(text, options), options));
   }
 
-  /** Scaled cosine logits between every image and every text (eval mode). Caller owns both tensors. */
+  /**
+   * Logits between every image and every text (eval mode): scaled cosines, plus the bias for a SigLIP
+   * model (as HF's SiglipModel). Caller owns both tensors.
+   */
   logits(images: ImageInput, texts: TextInput): ClipLogits {
-    return tf.tidy(() => clipLogits(this.projectImages(images, {}), this.projectTexts(texts, {}), this.logitScale));
+    return tf.tidy(() => this.logitsFromEmbeddings(this.projectImages(images, {}), this.projectTexts(texts, {})));
   }
 
-  /** Symmetric CLIP loss of a batch of matching pairs. Caller owns the scalar; does not sync. */
-  loss(batch: CLIPBatch, options: EncodeOptions = {}): tf.Scalar {
+  /** `logits` from embeddings (normalised or not). Caller owns both tensors. */
+  logitsFromEmbeddings(imageEmbeds: tf.Tensor2D, textEmbeds: tf.Tensor2D): ClipLogits {
+    return tf.tidy(() => {
+      if (!this.logitBias) return clipLogits(imageEmbeds, textEmbeds, this.logitScale);
+      const logitsPerImage = siglipLogits(imageEmbeds, textEmbeds, this.logitScale, this.logitBias);
+      return { logitsPerImage, logitsPerText: tf.transpose(logitsPerImage) };
+    });
+  }
+
+  /**
+   * The model's loss (CLIP or SigLIP, see `lossType`) of a batch of pairs, with `positives` when the batch
+   * has several per row. Caller owns the scalar; does not sync.
+   */
+  loss(batch: CLIPBatch, options: EncodeOptions & LossOptions = {}): tf.Scalar {
+    const { positives, ...encode } = options;
     return tf.tidy(() =>
-      clipLoss(
-        this.projectImages(batch.pixelValues, options),
-        this.projectTexts({ inputIds: batch.inputIds, attentionMask: batch.attentionMask }, options),
-        this.logitScale,
+      this.lossOf(
+        this.projectImages(batch.pixelValues, encode),
+        this.projectTexts({ inputIds: batch.inputIds, attentionMask: batch.attentionMask }, encode),
+        positives,
       ),
     );
   }
 
-  /** The loss from precomputed tower features (frozen towers): only the heads and the scale train. */
-  lossFromFeatures(imageFeatures: tf.Tensor2D, textFeatures: tf.Tensor2D, options: EncodeOptions = {}): tf.Scalar {
+  /** The loss from precomputed tower features (frozen towers): only the heads, the scale (and bias) train. */
+  lossFromFeatures(imageFeatures: tf.Tensor2D, textFeatures: tf.Tensor2D, options: EncodeOptions & LossOptions = {}): tf.Scalar {
+    const { positives, ...encode } = options;
     return tf.tidy(() =>
-      clipLoss(
-        this.visualProjection.apply(imageFeatures, options),
-        this.textProjection.apply(textFeatures, options),
-        this.logitScale,
-      ),
+      this.lossOf(this.visualProjection.apply(imageFeatures, encode), this.textProjection.apply(textFeatures, encode), positives),
     );
+  }
+
+  private lossOf(imageEmbeds: tf.Tensor2D, textEmbeds: tf.Tensor2D, positives: tf.Tensor2D | undefined): tf.Scalar {
+    const options = positives ? { positives } : {};
+    return this.logitBias
+      ? siglipLoss(imageEmbeds, textEmbeds, this.logitScale, this.logitBias, options)
+      : clipLoss(imageEmbeds, textEmbeds, this.logitScale, options);
   }
 
   /** Every weight with its checkpoint name (see the class comment), towers first. */
@@ -257,6 +309,7 @@ export class CLIPModel {
       ...prefixed(PREFIX.visualProjection, this.visualProjection.namedVariables()),
       ...prefixed(PREFIX.textProjection, this.textProjection.namedVariables()),
       { name: LOGIT_SCALE, variable: this.logitScale, noDecay: true },
+      ...(this.logitBias ? [{ name: LOGIT_BIAS, variable: this.logitBias, noDecay: true }] : []),
     ];
   }
 
@@ -268,6 +321,7 @@ export class CLIPModel {
       ...this.visualProjection.trainableVariables(),
       ...this.textProjection.trainableVariables(),
       ...(this.logitScale.trainable ? [this.logitScale] : []),
+      ...(this.logitBias?.trainable ? [this.logitBias] : []),
     ];
   }
 
@@ -279,6 +333,8 @@ export class CLIPModel {
       projection_head: this.visualProjection.kind,
       head_dropout: this.visualProjection.dropout,
       logit_scale_init_value: this.logitScaleInit,
+      // CLIP models keep the config.json they always had; the loss keys appear only for SigLIP.
+      ...(this.logitBias ? { loss_type: this.lossType, logit_bias_init_value: this.logitBiasInit } : {}),
       vision_config: this.imageEncoder.getConfig(),
       text_config: this.textEncoder.getConfig(),
     };
@@ -295,6 +351,7 @@ export class CLIPModel {
     add(PREFIX.visualProjection, this.visualProjection.stateDict());
     add(PREFIX.textProjection, this.textProjection.stateDict());
     out.set(LOGIT_SCALE, tf.clone(this.logitScale));
+    if (this.logitBias) out.set(LOGIT_BIAS, tf.clone(this.logitBias));
     return out;
   }
 
@@ -379,10 +436,16 @@ export class CLIPModel {
       return out;
     };
     // Check the scale before touching any weight, so a file without it fails before a partial load.
-    const scale = weights.get(LOGIT_SCALE);
-    if (!scale) throw new CheckpointError(`${source}: missing weights: ${LOGIT_SCALE}`);
-    if (scale.data.length !== 1) {
-      throw new CheckpointError(`${source}: '${LOGIT_SCALE}' has shape [${scale.shape.join(', ')}], expected a scalar`);
+    const scalar = (key: string): TensorData => {
+      const t = weights.get(key);
+      if (!t) throw new CheckpointError(`${source}: missing weights: ${key}${key === LOGIT_BIAS ? ' (a SigLIP model, loss_type: siglip)' : ''}`);
+      if (t.data.length !== 1) throw new CheckpointError(`${source}: '${key}' has shape [${t.shape.join(', ')}], expected a scalar`);
+      return t;
+    };
+    const scale = scalar(LOGIT_SCALE);
+    const bias = this.logitBias ? scalar(LOGIT_BIAS) : undefined;
+    if (!this.logitBias && weights.has(LOGIT_BIAS)) {
+      throw new CheckpointError(`${source}: has '${LOGIT_BIAS}' (a SigLIP model) but the config's loss_type is clip`);
     }
     this.imageEncoder.loadStateDict(sub(PREFIX.vision), `${source} (${PREFIX.vision}*)`);
     this.textEncoder.loadStateDict(sub(PREFIX.text), `${source} (${PREFIX.text}*)`);
@@ -390,6 +453,7 @@ export class CLIPModel {
     this.textProjection.loadStateDict(sub(PREFIX.textProjection), `${source} (${PREFIX.textProjection}*)`);
     // Stored 0-d like HF's; [1] (older writers) is accepted too.
     loadParams([{ key: LOGIT_SCALE, variable: this.logitScale, layout: 'same' }], new Map([[LOGIT_SCALE, { ...scale, shape: [] }]]), source);
+    if (this.logitBias && bias) loadParams([{ key: LOGIT_BIAS, variable: this.logitBias, layout: 'same' }], new Map([[LOGIT_BIAS, { ...bias, shape: [] }]]), source);
   }
 
   /** Release every weight (towers, heads, scale). The model is unusable afterwards. */
@@ -399,5 +463,6 @@ export class CLIPModel {
     this.visualProjection.dispose();
     this.textProjection.dispose();
     this.logitScale.dispose();
+    this.logitBias?.dispose();
   }
 }

@@ -25,6 +25,8 @@ export {
   type WritableTensor,
 } from './safetensors.js';
 export * from './loss.js';
+export * from './siglip-loss.js';
+export * from './loss-targets.js';
 export * from './state-dict.js';
 export * from './projection-head.js';
 export * from './clip-model.js';

@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { ShapeError, ValueError } from './errors.js';
+import { ValueError } from './errors.js';
+import { checkInputs, checkPairs } from './loss-checks.js';
 
 /**
  * The CLIP objective (as in open_clip's loss.py): L2-normalise both embeddings, logits = scale · img · txtᵀ
@@ -26,22 +27,6 @@ export function l2Normalize<T extends tf.Tensor>(x: T): T {
   return tf.tidy(() => tf.mul(x, tf.rsqrt(tf.maximum(tf.sum(tf.square(x), -1, true), 1e-24))) as T);
 }
 
-function checkInputs(imageEmbeds: tf.Tensor, textEmbeds: tf.Tensor, logitScale: tf.Tensor, what: string): void {
-  if (imageEmbeds.rank !== 2 || textEmbeds.rank !== 2) {
-    throw new ShapeError(
-      `${what}: embeddings must be 2-D [batch, dim]; got image [${imageEmbeds.shape.join(', ')}], text [${textEmbeds.shape.join(', ')}]`,
-    );
-  }
-  if (imageEmbeds.shape[1] !== textEmbeds.shape[1]) {
-    throw new ShapeError(
-      `${what}: image and text embedding dims differ (${imageEmbeds.shape[1]} vs ${textEmbeds.shape[1]})`,
-    );
-  }
-  if (logitScale.size !== 1) {
-    throw new ShapeError(`${what}: logitScale must be a scalar, got shape [${logitScale.shape.join(', ')}]`);
-  }
-}
-
 /** Scaled cosine logits from (unnormalised) embeddings. Returns new tensors owned by the caller. */
 export function clipLogits(
   imageEmbeds: tf.Tensor2D,
@@ -59,24 +44,38 @@ export function clipLogits(
   });
 }
 
+/** Options of the batch losses. */
+export interface LossOptions {
+  /**
+   * [N, N] 0/1 float mask, 1 where image i and text j are a positive pair (its diagonal must be 1; see
+   * positiveMask in loss-targets.ts). Absent: the diagonal. Borrowed, not disposed.
+   */
+  positives?: tf.Tensor2D;
+}
+
 /**
- * Symmetric CLIP loss for a batch of N matching pairs: mean(CE(logitsPerImage, diag), CE(logitsPerText,
- * diag)). `logitScale` is the LOG temperature parameter. Returns a new scalar owned by the caller; does not
- * sync (see assertFinite for the NaN/Inf check).
+ * Symmetric CLIP loss for a batch of N matching pairs: mean(CE(logitsPerImage, targets), CE(logitsPerText,
+ * targets)) with the diagonal as targets, or with `positives` the targets spread evenly over each row's
+ * (column's) positives. `logitScale` is the LOG temperature parameter. Returns a new scalar owned by the
+ * caller; does not sync (see assertFinite for the NaN/Inf check).
  */
-export function clipLoss(imageEmbeds: tf.Tensor2D, textEmbeds: tf.Tensor2D, logitScale: tf.Tensor): tf.Scalar {
+export function clipLoss(
+  imageEmbeds: tf.Tensor2D,
+  textEmbeds: tf.Tensor2D,
+  logitScale: tf.Tensor,
+  options: LossOptions = {},
+): tf.Scalar {
   checkInputs(imageEmbeds, textEmbeds, logitScale, 'clipLoss');
-  const n = imageEmbeds.shape[0];
-  if (n !== textEmbeds.shape[0] || n === 0) {
-    throw new ShapeError(`clipLoss: needs N ≥ 1 matching pairs; got ${n} images and ${textEmbeds.shape[0]} texts`);
-  }
+  const n = checkPairs(imageEmbeds, textEmbeds, options.positives, 'clipLoss');
   return tf.tidy(() => {
     const { logitsPerImage } = clipLogits(imageEmbeds, textEmbeds, logitScale);
+    const { positives } = options;
     // Diagonal via a mask rather than gather: gather's gradient is missing on wasm.
-    const diag = tf.sum(tf.mul(logitsPerImage, tf.eye(n)), 1);
+    const imageTarget = positives ? tf.sum(tf.mul(logitsPerImage, tf.div(positives, tf.sum(positives, 1, true))), 1) : tf.sum(tf.mul(logitsPerImage, tf.eye(n)), 1);
+    const textTarget = positives ? tf.sum(tf.mul(logitsPerImage, tf.div(positives, tf.sum(positives, 0, true))), 0) : imageTarget;
     // CE over rows (image→text) and over columns (text→image): no transpose needed.
-    const imageLoss = tf.mean(tf.sub(tf.logSumExp(logitsPerImage, 1), diag));
-    const textLoss = tf.mean(tf.sub(tf.logSumExp(logitsPerImage, 0), diag));
+    const imageLoss = tf.mean(tf.sub(tf.logSumExp(logitsPerImage, 1), imageTarget));
+    const textLoss = tf.mean(tf.sub(tf.logSumExp(logitsPerImage, 0), textTarget));
     return tf.mul(tf.add(imageLoss, textLoss), 0.5) as tf.Scalar;
   });
 }

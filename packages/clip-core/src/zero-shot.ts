@@ -2,12 +2,13 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { CLIPModel } from './clip-model.js';
 import type { ImageInput, TextInput } from './encoder.js';
 import { ValueError } from './errors.js';
-import { clipLogits, l2Normalize } from './loss.js';
+import { l2Normalize } from './loss.js';
 
 /**
  * Zero-shot classification: each class is the text embedding of its prompts; an image goes to the class
  * whose embedding is most similar. With several templates, the per-template embeddings are normalised,
- * averaged and re-normalised (CLIP's prompt ensembling).
+ * averaged and re-normalised (CLIP's prompt ensembling). Probabilities follow the model's loss: a softmax
+ * over the classes for CLIP, an independent sigmoid per class (they need not sum to 1) for SigLIP.
  */
 
 export const DEFAULT_TEMPLATES: readonly string[] = ['a photo of a {}.'];
@@ -19,7 +20,10 @@ export interface ZeroShotPrediction {
   /** Class indices, best first. */
   indices: number[];
   labels: string[];
-  /** softmax(exp(logitScale) · cosine) over all classes, for the same classes. */
+  /**
+   * For the same classes: softmax(exp(logitScale) · cosine) over all classes (CLIP models), or
+   * sigmoid(exp(logitScale) · cosine + logitBias) per class (SigLIP models; see `probabilities`).
+   */
   probabilities: number[];
 }
 
@@ -31,6 +35,8 @@ export class ZeroShotClassifier {
   readonly templates: readonly string[];
   /** [numClasses, projectionDim], normalised; owned by the classifier. */
   readonly classEmbeddings: tf.Tensor2D;
+  /** How logits become probabilities; decided by the model's loss (CLIPModel.probabilities). */
+  readonly probabilities: 'softmax' | 'sigmoid';
 
   private constructor(
     private readonly model: CLIPModel,
@@ -41,6 +47,7 @@ export class ZeroShotClassifier {
     this.classNames = classNames;
     this.templates = templates;
     this.classEmbeddings = classEmbeddings;
+    this.probabilities = model.probabilities;
   }
 
   /** Class prompts: every template with `{}` replaced by the class name. */
@@ -89,9 +96,9 @@ export class ZeroShotClassifier {
     }
   }
 
-  /** Scaled logits [batch, numClasses] (eval mode). Caller owns the result. */
+  /** Logits [batch, numClasses] (eval mode; with the bias for SigLIP models). Caller owns the result. */
   logits(pixels: ImageInput): tf.Tensor2D {
-    return tf.tidy(() => clipLogits(this.model.encodeImages(pixels), this.classEmbeddings, this.model.logitScale).logitsPerImage);
+    return tf.tidy(() => this.model.logitsFromEmbeddings(this.model.encodeImages(pixels), this.classEmbeddings).logitsPerImage);
   }
 
   /** Top-k classes per image with their probabilities. Does not dispose `pixels`. */
@@ -100,7 +107,7 @@ export class ZeroShotClassifier {
     if (!Number.isSafeInteger(k) || k < 1 || k > n) {
       throw new ValueError(`ZeroShotClassifier.classify: k must be an integer in [1, ${n}], got ${k}`);
     }
-    const { values, indices } = tf.tidy(() => tf.topk(tf.softmax(this.logits(pixels)), k));
+    const { values, indices } = tf.tidy(() => tf.topk(this.probabilities === 'sigmoid' ? tf.sigmoid(this.logits(pixels)) : tf.softmax(this.logits(pixels)), k));
     try {
       const [p, idx] = await Promise.all([values.data(), indices.data()]);
       return Array.from({ length: pixels.shape[0] }, (_, i) => {

@@ -23,6 +23,8 @@ export interface CaptionBatch {
   indices: number[];
   /** Which of the image's captions each row uses. */
   captionIndices: number[];
+  /** The caption text of each row (what was tokenised): multi-positive targets compare them. */
+  captions: string[];
 }
 
 /** One batch of labelled images. The consumer owns `pixelValues` and disposes it (`disposeBatch(b)`). */
@@ -239,6 +241,7 @@ export class CaptionLoader extends BaseLoader<ImageCaptionDataset, CaptionBatch>
       attentionMask: tf.tensor2d(enc.attentionMask, [n, L], 'int32'),
       indices: d.indices,
       captionIndices,
+      captions: texts,
     };
   }
 }

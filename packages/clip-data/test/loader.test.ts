@@ -83,6 +83,7 @@ describe('CaptionLoader', () => {
         const i = b.indices[r] as number;
         const caption = shapes.train.captions(i)[b.captionIndices[r] as number] as string;
         expect(tok.decodeRow(ids[r] as number[])).toBe(caption.toLowerCase());
+        expect(b.captions[r]).toBe(caption);
         expect(b.captionIndices[r]).toBe(loader.captionIndex(i, 3));
         const want = await shapes.train.loadImage(i, proc);
         expect(Float32Array.from((px[r] as number[][][]).flat(2))).toEqual(want);

@@ -169,7 +169,8 @@ export class CLIP {
   }
 
   /**
-   * Per image, the labels sorted by probability: softmax over the classes of exp(logit_scale) · cosine.
+   * Per image, the labels sorted by probability: softmax over the classes of exp(logit_scale) · cosine (a
+   * SigLIP model: a sigmoid per class of that plus logit_bias; ZeroShotClassifier.probabilities).
    * `labels` may be a classifier from `classifier()` (its templates then apply; passing `templates` too is
    * a ValueError).
    */

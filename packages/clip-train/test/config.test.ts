@@ -20,6 +20,22 @@ describe('experiment config', () => {
     expect(c.data).toMatchObject({ maxLength: 40, batchSize: 32, imageSize: 224, captionPick: 'random' });
     expect(c.model).toMatchObject({ projectionDim: 256, head: 'linear', freeze: 'none' });
     expect(c.eval).toEqual({ topK: [1, 5], recallK: [1, 5, 10] });
+    expect(c.loss).toBe('clip');
+    expect(c.targets).toBe('auto');
+    expect(c.schedule).not.toHaveProperty('lr');
+  });
+
+  it('loss, targets and schedule.lr (issue 14): warmup-cosine turns ReduceLROnPlateau off and refuses it explicitly', () => {
+    const c = parseExperimentConfig({ ...minimal, loss: 'siglip', targets: 'grouped', schedule: { lr: { kind: 'warmup-cosine', warmupSteps: 10, minLr: 1e-6 } } });
+    expect(c.loss).toBe('siglip');
+    expect(c.targets).toBe('grouped');
+    expect(c.schedule).toMatchObject({ lr: { kind: 'warmup-cosine', warmupSteps: 10, minLr: 1e-6 }, reduceLROnPlateau: false, earlyStopping: { patience: 5 } });
+    const both = () => parseExperimentConfig({ ...minimal, schedule: { lr: { kind: 'warmup-cosine', warmupSteps: 1 }, reduceLROnPlateau: { factor: 0.5 } } });
+    expect(both).toThrow(ConfigError);
+    expect(both).toThrow(/schedule\.reduceLROnPlateau: cannot be combined with schedule\.lr/);
+    expect(() => parseExperimentConfig({ ...minimal, loss: 'infonce' })).toThrow(/loss/);
+    expect(() => parseExperimentConfig({ ...minimal, targets: 'all' })).toThrow(/targets/);
+    expect(() => parseExperimentConfig({ ...minimal, schedule: { lr: { kind: 'warmup-cosine' } } })).toThrow(/schedule\.lr\.warmupSteps/);
   });
 
   it('rejects unknown keys, wrong types and out-of-range values, naming every path', () => {

@@ -2,9 +2,10 @@ import { createHash } from 'node:crypto';
 import { mkdir, stat } from 'node:fs/promises';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import { type CaptionTokenizer, type CLIPModel, type ImageProcessor } from '@clip-ts/core';
+import { type CaptionTokenizer, type CLIPModel, type ImageProcessor, type TargetMode } from '@clip-ts/core';
 import { readSafetensors, writeSafetensors } from '@clip-ts/core/node';
 import { allCaptions, CaptionLoader, type ImageCaptionDataset } from '@clip-ts/data';
+import { batchPositives } from '../targets.js';
 import type { BatchSource, EvalOutputs, TrainTask } from '../trainer/types.js';
 
 /**
@@ -159,16 +160,21 @@ async function computeFeatures(o: FeatureCacheOptions): Promise<{ images: Float3
   return { images, texts: textOut, offsets };
 }
 
-/** A batch of cached features: row i of both is a matching pair. The consumer disposes both. */
+/** A batch of cached features: row i of both is a matching pair. The consumer disposes both tensors. */
 export interface FeatureBatch {
   imageFeatures: tf.Tensor2D;
   textFeatures: tf.Tensor2D;
+  /** Dataset index of each row (as CaptionBatch.indices). */
+  indices: number[];
+  /** Caption text of each row (as CaptionBatch.captions). */
+  captions: string[];
 }
 
-/** What the cached source needs from the loader it stands in for: its batch plan and caption picks. */
+/** What the cached source needs from the loader it stands in for: its batch plan, caption picks and captions. */
 export interface BatchPlan {
   plan(epoch: number): number[][];
   captionIndex(index: number, epoch: number): number;
+  readonly dataset: Pick<ImageCaptionDataset, 'captions'>;
 }
 
 /**
@@ -187,22 +193,30 @@ export class CachedFeatureSource implements BatchSource<FeatureBatch> {
     const e = this.fixedEpoch ?? epoch;
     const offsets = this.features.captionOffsets;
     for (const indices of this.planner.plan(e).slice(options.startBatch ?? 0)) {
-      const rows = indices.map((i) => (offsets[i] as number) + this.planner.captionIndex(i, e));
-      yield tf.tidy(() => ({
+      const picks = indices.map((i) => this.planner.captionIndex(i, e));
+      const rows = indices.map((i, k) => (offsets[i] as number) + (picks[k] as number));
+      const captions = indices.map((i, k) => this.planner.dataset.captions(i)[picks[k] as number] as string);
+      const tensors = tf.tidy(() => ({
         imageFeatures: tf.gather(this.features.imageFeatures, tf.tensor1d(indices, 'int32')) as tf.Tensor2D,
         textFeatures: tf.gather(this.features.textFeatures, tf.tensor1d(rows, 'int32')) as tf.Tensor2D,
       }));
+      yield { ...tensors, indices, captions };
     }
   }
 }
 
 /** Training on cached features: only the heads (and the logit scale) run. */
-export function cachedFeatureTask(model: CLIPModel): TrainTask<FeatureBatch> {
+export function cachedFeatureTask(model: CLIPModel, targets: TargetMode = 'auto'): TrainTask<FeatureBatch> {
+  const loss = (b: FeatureBatch, training: boolean) =>
+    tf.tidy(() => {
+      const positives = batchPositives(targets, b);
+      return model.lossFromFeatures(b.imageFeatures, b.textFeatures, { training, ...(positives ? { positives } : {}) });
+    });
   return {
-    trainLoss: (b) => model.lossFromFeatures(b.imageFeatures, b.textFeatures, { training: true }),
+    trainLoss: (b) => loss(b, true),
     evalOutputs: (b): EvalOutputs =>
       tf.tidy(() => ({
-        loss: model.lossFromFeatures(b.imageFeatures, b.textFeatures),
+        loss: loss(b, false),
         imageEmbeds: model.projectImageFeatures(b.imageFeatures),
         textEmbeds: model.projectTextFeatures(b.textFeatures),
       })),

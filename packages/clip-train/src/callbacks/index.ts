@@ -6,3 +6,4 @@ export * from './nan-guard.js';
 export * from './history-logger.js';
 export * from './progress.js';
 export * from './loss-plot.js';
+export * from './warmup-cosine.js';

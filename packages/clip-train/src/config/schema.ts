@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { BACKEND_NAMES } from '@clip-ts/core';
+import { BACKEND_NAMES, LOSS_TYPES, TARGET_MODES } from '@clip-ts/core';
 
 /**
  * The experiment config of `clip train` and runExperiment. Strict everywhere: an unknown key is an error
@@ -170,8 +170,27 @@ export const OptimConfigSchema = z
     path: ['name'],
   });
 
+/**
+ * Per-optimizer-step LR schedule (open_clip's default): linear warmup over `warmupSteps` to each group's
+ * configured LR, then cosine decay to `minLr` at the last step of `schedule.epochs`.
+ */
+const WarmupCosineSchema = z.strictObject({
+  kind: z.literal('warmup-cosine'),
+  warmupSteps: z.number().int().min(0),
+  /** Absolute floor of the decay (default 0). */
+  minLr: z.number().min(0).optional(),
+});
+
+const PLATEAU_DEFAULT = { factor: 0.5, patience: 2, threshold: 1e-4, thresholdMode: 'rel', cooldown: 0, minLr: 0 } as const;
+
 export const ScheduleConfigSchema = z.strictObject({
   epochs: z.number().int().min(1).max(10_000).default(30),
+  /**
+   * A per-step LR schedule. Absent: the LR is constant except for reduceLROnPlateau. warmup-cosine sets
+   * every LR before every step, so it excludes reduceLROnPlateau (which then defaults to false).
+   */
+  lr: WarmupCosineSchema.optional(),
+  /** Default: factor 0.5, patience 2, threshold 1e-4 rel, cooldown 0, minLr 0 — or false with schedule.lr. */
   reduceLROnPlateau: z
     .union([
       z.literal(false),
@@ -184,11 +203,23 @@ export const ScheduleConfigSchema = z.strictObject({
         minLr: z.number().min(0).default(0),
       }),
     ])
-    .default({ factor: 0.5, patience: 2, threshold: 1e-4, thresholdMode: 'rel', cooldown: 0, minLr: 0 }),
+    .optional(),
   earlyStopping: z
     .union([z.literal(false), z.strictObject({ patience: z.number().int().min(1).default(5), minDelta: z.number().min(0).default(0) })])
     .default({ patience: 5, minDelta: 0 }),
-});
+})
+  .superRefine((s, ctx) => {
+    if (s.lr && s.reduceLROnPlateau) {
+      ctx.addIssue({ code: 'custom', path: ['reduceLROnPlateau'], message: `cannot be combined with schedule.lr (${s.lr.kind} sets every LR each step); set reduceLROnPlateau: false or remove schedule.lr` });
+    }
+  })
+  // Without schedule.lr the reference's ReduceLROnPlateau stays the default.
+  .transform(({ epochs, lr, reduceLROnPlateau, earlyStopping }) => ({
+    epochs,
+    ...(lr ? { lr } : {}),
+    reduceLROnPlateau: reduceLROnPlateau ?? (lr ? (false as const) : { ...PLATEAU_DEFAULT }),
+    earlyStopping,
+  }));
 
 export const EvalConfigSchema = z.strictObject({
   /** k of the in-batch top-k accuracies (reference: 1 and 5). */
@@ -204,6 +235,14 @@ const ExperimentFields = z.strictObject({
   model: ModelConfigSchema,
   data: DataConfigSchema,
   optim: OptimConfigSchema.default(OptimConfigSchema.parse({})),
+  /** 'clip': softmax cross-entropy (the reference); 'siglip': pairwise sigmoid loss with a learnable bias. */
+  loss: z.enum(LOSS_TYPES).default('clip'),
+  /**
+   * Positive pairs of a batch: 'diagonal' (only row i with row i), 'grouped' (also rows with the same image
+   * or captions equal after normalisation), 'auto' (also rows with the same image; each image appears once
+   * per epoch in our loaders, so this is 'diagonal' for them).
+   */
+  targets: z.enum(TARGET_MODES).default('auto'),
   schedule: ScheduleConfigSchema.default(ScheduleConfigSchema.parse({})),
   eval: EvalConfigSchema.default(EvalConfigSchema.parse({})),
   /** Frozen-tower feature cache: 'auto' uses it when both towers are frozen; false never. */

@@ -20,7 +20,7 @@ export async function evaluateBest(run: RunContext, inputs: RunInputs): Promise<
   const best = await loadModelDir(dir, { seed: config.seed });
   try {
     const test = inputs.data.test;
-    const { logs, retrieval } = await evaluateCaptionSplit(clipModelTask(best, { vision: true, text: true }), fixedEpoch(evalLoader(run, inputs, test)), {
+    const { logs, retrieval } = await evaluateCaptionSplit(clipModelTask(best, { vision: true, text: true }, run.config.targets), fixedEpoch(evalLoader(run, inputs, test)), {
       topK: config.eval.topK,
       retrieval: captionRetrieval(best, test, { tokenizer: inputs.tokenizer, maxLength: config.data.maxLength, batchSize: run.evalBatch, ks: config.eval.recallK }),
     });

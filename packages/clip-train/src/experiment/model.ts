@@ -9,6 +9,7 @@ import {
   type EncoderConfig,
   type ImageEncoder,
   type NamedVariable,
+  type TargetMode,
   type TextEncoder,
 } from '@clip-ts/core';
 import { loadEncoderFromDir } from '@clip-ts/encoders/node';
@@ -16,6 +17,7 @@ import type { ExperimentConfig, PretrainedModelConfig, TowerFreeze, TowerSpec, T
 import type { EvalOutputs, TrainTask } from '../trainer/types.js';
 import type { CaptionBatch } from '@clip-ts/data';
 import { loadModelDir, pretrainedDir } from './pretrained.js';
+import { batchPositives } from '../targets.js';
 
 async function buildTower(kind: 'image' | 'text', spec: TowerSpec, seed: number): Promise<ImageEncoder | TextEncoder> {
   const where = kind === 'image' ? 'model.vision' : 'model.text';
@@ -56,6 +58,7 @@ async function loadPretrainedCLIP(spec: PretrainedModelConfig, config: Experimen
   }
   try {
     if (config.data.imageSize !== undefined) checkImageSize(model.imageEncoder, config.data.imageSize);
+    checkLossType(model, config.loss, 'model.pretrained');
     return model;
   } catch (err) {
     model.dispose();
@@ -79,12 +82,23 @@ async function buildFromTowers(spec: TowersModelConfig, config: ExperimentConfig
       projectionDim: spec.projectionDim,
       head: spec.head,
       dropout: spec.dropout,
+      loss: config.loss,
       seed: headSeed,
     });
   } catch (err) {
     imageEncoder.dispose();
     textEncoder?.dispose();
     throw err;
+  }
+}
+
+/**
+ * The loss is part of the model (a SigLIP model carries logit_bias): a pretrained or resumed checkpoint
+ * must have been made for the configured loss.
+ */
+export function checkLossType(model: CLIPModel, loss: ExperimentConfig['loss'], where: string): void {
+  if (model.lossType !== loss) {
+    throw new ConfigError(`loss is '${loss}' but ${where} is a '${model.lossType}' model (its config.json loss_type); set loss: ${model.lossType}`);
   }
 }
 
@@ -135,7 +149,7 @@ export function applyFreeze(model: CLIPModel, freeze: ExperimentConfig['model'][
  * The plain training task: towers then heads. A frozen tower runs in inference mode (no dropout), like
  * the feature cache, so cached and uncached frozen training follow the same trajectory.
  */
-export function clipModelTask(model: CLIPModel, frozen: { vision: boolean; text: boolean }): TrainTask<CaptionBatch> {
+export function clipModelTask(model: CLIPModel, frozen: { vision: boolean; text: boolean }, targets: TargetMode = 'auto'): TrainTask<CaptionBatch> {
   const features = (b: CaptionBatch, training: boolean) => ({
     img: model.imageEncoder.encode(b.pixelValues, { training: training && !frozen.vision }),
     txt: model.textEncoder.encode({ inputIds: b.inputIds, attentionMask: b.attentionMask }, { training: training && !frozen.text }),
@@ -144,13 +158,15 @@ export function clipModelTask(model: CLIPModel, frozen: { vision: boolean; text:
     trainLoss: (b) =>
       tf.tidy(() => {
         const { img, txt } = features(b, true);
-        return model.lossFromFeatures(img, txt, { training: true });
+        const positives = batchPositives(targets, b);
+        return model.lossFromFeatures(img, txt, { training: true, ...(positives ? { positives } : {}) });
       }),
     evalOutputs: (b): EvalOutputs =>
       tf.tidy(() => {
         const { img, txt } = features(b, false);
+        const positives = batchPositives(targets, b);
         return {
-          loss: model.lossFromFeatures(img, txt),
+          loss: model.lossFromFeatures(img, txt, positives ? { positives } : {}),
           imageEmbeds: model.projectImageFeatures(img),
           textEmbeds: model.projectTextFeatures(txt),
         };

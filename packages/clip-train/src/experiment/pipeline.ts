@@ -54,7 +54,7 @@ export async function buildPipeline(
   const useCache = frozen.visionFrozen && frozen.textFrozen && config.featureCache.enabled === 'auto';
   if (!useCache) {
     const pipeline: Pipeline<CaptionBatch> = {
-      task: clipModelTask(model, { vision: frozen.visionFrozen, text: frozen.textFrozen }),
+      task: clipModelTask(model, { vision: frozen.visionFrozen, text: frozen.textFrozen }, config.targets),
       train: trainLoader,
       val: fixedEpoch(valLoader),
     };
@@ -73,6 +73,6 @@ export async function buildPipeline(
   };
   const trainF = await features(inputs.data.train);
   const valF = await features(inputs.data.val);
-  const pipeline = { task: cachedFeatureTask(model), train: new CachedFeatureSource(trainF, trainLoader), val: new CachedFeatureSource(valF, valLoader, 0) };
+  const pipeline = { task: cachedFeatureTask(model, config.targets), train: new CachedFeatureSource(trainF, trainLoader), val: new CachedFeatureSource(valF, valLoader, 0) };
   return { useCache, withPipeline: (use) => use(pipeline) };
 }

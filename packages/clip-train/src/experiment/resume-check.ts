@@ -10,7 +10,9 @@ import { claimRunDir } from './run-dir.js';
 import type { RunContext } from './setup.js';
 
 /** Keys whose change makes a checkpoint unusable for resuming (what was trained, on what, how). */
-const RESUME_KEYS = ['seed', 'model', 'data', 'optim'] as const;
+const RESUME_KEYS = ['seed', 'model', 'data', 'optim', 'loss', 'targets'] as const;
+/** What a run directory written before a key existed meant by its absence. */
+const ABSENT_MEANS: Partial<Record<(typeof RESUME_KEYS)[number], unknown>> = { loss: 'clip', targets: 'auto' };
 
 /**
  * Step 2: a resumed run must have a resumable last/ from a compatible config; a new run must not
@@ -50,7 +52,7 @@ async function checkResumeCompatible(runDir: string, config: ExperimentConfig): 
       for (const k of new Set([...Object.keys(a), ...Object.keys(b)])) walk((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k], at ? `${at}.${k}` : k);
     } else if (JSON.stringify(a) !== JSON.stringify(b)) diffs.push(`${at}: checkpoint has ${JSON.stringify(a)}, config has ${JSON.stringify(b)}`);
   };
-  for (const k of RESUME_KEYS) walk(saved[k], config[k], k);
+  for (const k of RESUME_KEYS) walk(saved[k] ?? ABSENT_MEANS[k], config[k], k);
   if (diffs.length > 0) {
     throw new ConfigError(`cannot resume ${runDir}: the checkpoint comes from an incompatible config:\n${diffs.join('\n')}`);
   }

@@ -11,6 +11,7 @@ import {
   NanGuard,
   ProgressBar,
   ReduceLROnPlateau,
+  WarmupCosine,
   type Callback,
 } from '../callbacks/index.js';
 import type { ExperimentConfig } from '../config/schema.js';
@@ -18,7 +19,7 @@ import type { Optimizer } from '../optim/optimizer.js';
 import { rngStates } from '../trainer/rng-state.js';
 import type { TrainableModel } from '../trainer/types.js';
 import { saveCheckpointAssets, TOKENIZER_FILE } from './checkpoint-assets.js';
-import { applyFreeze, buildModel } from './model.js';
+import { applyFreeze, buildModel, checkLossType } from './model.js';
 import { buildOptimizer } from './optimizer.js';
 import { buildPipeline, type AnyPipeline } from './pipeline.js';
 import { loadModelDir, saveModelDir } from './pretrained.js';
@@ -50,6 +51,7 @@ export async function buildTraining(run: RunContext, inputs: RunInputs, resumeFr
     for (const o of owned.reverse()) o.dispose();
   };
   try {
+    if (resumeFrom) checkLossType(model, config.loss, resumeFrom);
     const frozen = applyFreeze(model, config.model.freeze);
     const trainLoader = new CaptionLoader(inputs.data.train, {
       batchSize: config.data.batchSize,
@@ -75,6 +77,7 @@ export async function buildTraining(run: RunContext, inputs: RunInputs, resumeFr
     });
     const callbacks: Callback[] = [
       new NanGuard(),
+      ...(sched.lr ? [lrSchedule(sched.lr, sched.epochs, Math.ceil(trainLoader.numBatches / config.optim.accumulation))] : []),
       ...(sched.reduceLROnPlateau ? [new ReduceLROnPlateau(sched.reduceLROnPlateau)] : []),
       ...(earlyStopping ? [earlyStopping] : []),
       checkpoint,
@@ -92,6 +95,19 @@ export async function buildTraining(run: RunContext, inputs: RunInputs, resumeFr
     dispose();
     throw err;
   }
+}
+
+/**
+ * schedule.lr: the decay ends at the last optimizer step of `epochs` (a trailing partial accumulation
+ * still makes a step, hence the ceil). Peaks are the configured LRs, fixed at the first start and carried
+ * by the callback's state through resumes.
+ */
+function lrSchedule(lr: NonNullable<ExperimentConfig['schedule']['lr']>, epochs: number, stepsPerEpoch: number): WarmupCosine {
+  const totalSteps = epochs * stepsPerEpoch;
+  if (totalSteps <= lr.warmupSteps) {
+    throw new ConfigError(`schedule.lr.warmupSteps (${lr.warmupSteps}) must be below the run's ${totalSteps} optimizer steps (${epochs} epochs × ${stepsPerEpoch})`);
+  }
+  return new WarmupCosine({ warmupSteps: lr.warmupSteps, totalSteps, ...(lr.minLr === undefined ? {} : { minLr: lr.minLr }) });
 }
 
 /**
