@@ -23,7 +23,9 @@ export function isHFCLIPModel(model: CLIPModel): boolean {
     model.imageEncoder instanceof CLIPVisionModel &&
     model.textEncoder instanceof CLIPTextModel &&
     model.visualProjection.kind === 'linear-no-bias' &&
-    model.textProjection.kind === 'linear-no-bias'
+    model.textProjection.kind === 'linear-no-bias' &&
+    // HF's CLIPModel has no logit_bias: a SigLIP-trained model saved there would silently lose it.
+    model.lossType === 'clip'
   );
 }
 

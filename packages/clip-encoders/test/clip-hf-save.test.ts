@@ -4,9 +4,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs-core';
-import { CheckpointError, CLIPModel, initBackend } from '@clip-ts/core';
+import { CheckpointError, CLIPModel, initBackend, ProjectionHead } from '@clip-ts/core';
 import { readSafetensors, readSafetensorsHeader, saveCLIPModel } from '@clip-ts/core/node';
-import { ViTModel, DistilBertModel, clipPreprocessorConfigFor, hfCLIPConfig, isHFCLIPModel, optionsFromPreprocessorConfig } from '@clip-ts/encoders';
+import { ViTModel, DistilBertModel, CLIPTextModel, CLIPVisionModel, clipPreprocessorConfigFor, hfCLIPConfig, isHFCLIPModel, optionsFromPreprocessorConfig } from '@clip-ts/encoders';
 import { loadCLIPTokenizer, loadHFCLIPModel, saveHFCLIPModel } from '@clip-ts/encoders/node';
 import { fixtureDir, readIO, toTensor } from './helpers.js';
 
@@ -146,6 +146,23 @@ describe('saveHFCLIPModel', () => {
       await expect(saveHFCLIPModel(model, dir)).rejects.toThrow(/not an HF CLIP.*saveCLIPModel/);
       await saveCLIPModel(model, dir);
       expect((await readJsonFile(join(dir, 'config.json'))).model_type).toBe('clip-ts');
+    } finally {
+      model.dispose();
+    }
+  });
+
+  it('a SigLIP-trained CLIP (it has a logit_bias HF CLIPModel lacks) is refused rather than saved without it', async () => {
+    const model = new CLIPModel({
+      imageEncoder: new CLIPVisionModel({ model_type: 'clip_vision_model', hidden_size: 16, intermediate_size: 20, num_hidden_layers: 1, num_attention_heads: 2, image_size: 16, patch_size: 8 }),
+      textEncoder: new CLIPTextModel({ model_type: 'clip_text_model', vocab_size: 50, eos_token_id: 2, hidden_size: 16, intermediate_size: 20, num_hidden_layers: 1, num_attention_heads: 2, max_position_embeddings: 16 }),
+      visualProjection: new ProjectionHead({ inputDim: 16, projectionDim: 8, kind: 'linear-no-bias' }),
+      textProjection: new ProjectionHead({ inputDim: 16, projectionDim: 8, kind: 'linear-no-bias' }),
+      loss: 'siglip',
+    });
+    try {
+      expect(model.logitBias).toBeDefined();
+      expect(isHFCLIPModel(model)).toBe(false);
+      await expect(saveHFCLIPModel(model, await tempDir())).rejects.toThrow(/not an HF CLIP/);
     } finally {
       model.dispose();
     }
