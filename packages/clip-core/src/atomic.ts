@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
+import { ClipError, WriteError } from './errors.js';
 
 /**
  * Crash-safe file replacement: data goes to a temp file in the SAME directory (rename is only atomic
@@ -42,11 +43,18 @@ async function syncDir(dir: string): Promise<void> {
   }
 }
 
+/** Every write failure reaches the caller as one typed error naming the file, whatever the OS said. */
+function writeError(err: unknown, file: string): ClipError {
+  if (err instanceof ClipError) return err;
+  return new WriteError(`${(err as Error).message} (while writing ${file})`, { cause: err });
+}
+
 /**
  * Write several files as one unit. Every new file is first written and synced to a temp file; nothing
  * is replaced until all of them are on disk. Then the old files are hard-linked to backups and the temp
  * files renamed over the targets in order; if a rename fails, the targets already replaced are restored
- * from their backups, so an error at any point leaves every target with its previous content. (A crash
+ * from their backups, so an error at any point leaves every target with its previous content. Failures are
+ * WriteErrors naming the file (the OS error is the cause). (A crash
  * between two renames can still leave a mix; the backups are then left next to the files.)
  */
 export async function writeFilesAtomic(files: readonly AtomicFile[]): Promise<void> {
@@ -54,16 +62,21 @@ export async function writeFilesAtomic(files: readonly AtomicFile[]): Promise<vo
   const backups: Array<string | undefined> = [];
   const cleanup = (paths: ReadonlyArray<string | undefined>): Promise<unknown> =>
     Promise.all(paths.map((p) => (p ? fs.rm(p, { force: true }).catch(() => undefined) : undefined)));
+  let current = files[0]?.path ?? '';
   try {
     for (const f of files) {
+      current = f.path;
       const tmp = tempPathFor(f.path);
       temps.push(tmp);
       await writeDurable(tmp, f.data);
     }
-    for (const f of files) backups.push(await backup(f.path));
+    for (const f of files) {
+      current = f.path;
+      backups.push(await backup(f.path));
+    }
   } catch (err) {
     await cleanup([...temps, ...backups]);
-    throw err;
+    throw writeError(err, current);
   }
   let done = 0;
   try {
@@ -76,7 +89,7 @@ export async function writeFilesAtomic(files: readonly AtomicFile[]): Promise<vo
       await (b ? fs.rename(b, target) : fs.rm(target, { force: true })).catch(() => undefined);
     }
     await cleanup([...temps.slice(done), ...backups]);
-    throw err;
+    throw writeError(err, (files[done] as AtomicFile).path);
   }
   await cleanup(backups);
   for (const dir of new Set(files.map((f) => path.dirname(f.path)))) await syncDir(dir);

@@ -12,7 +12,8 @@ export type ClipErrorCode =
   | 'DATA'
   | 'TOKENIZER'
   | 'HUB'
-  | 'TRAIN';
+  | 'TRAIN'
+  | 'WRITE';
 
 export class ClipError extends Error {
   readonly code: ClipErrorCode;
@@ -77,4 +78,11 @@ export function formatZodIssues(issues: ReadonlyArray<{ path: ReadonlyArray<Prop
   return issues
     .map((i) => `${i.path.length > 0 ? i.path.map(String).join('.') : '(root)'}: ${i.message}`)
     .join('\n');
+}
+
+/** A file could not be written (disk full, permissions, I/O error); names the file, keeps the OS error as cause. */
+export class WriteError extends ClipError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('WRITE', message, options);
+  }
 }

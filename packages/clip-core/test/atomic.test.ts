@@ -3,8 +3,8 @@ import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
-import { CLIPModel, createImageEncoder, createTextEncoder, initBackend } from '../src/index.js';
-import { writeFilesAtomic, saveCLIPModel } from '../src/node.js';
+import { CLIPModel, createImageEncoder, createTextEncoder, initBackend, WriteError } from '../src/index.js';
+import { writeFileAtomic, writeFilesAtomic, saveCLIPModel } from '../src/node.js';
 import { IMAGE_CONFIG, TEXT_CONFIG, registerFakeTowers } from './helpers/fake-towers.js';
 
 // Fault injection: vitest hoists vi.mock, so src/atomic.ts gets this fs/promises, in which `rename` and
@@ -78,6 +78,22 @@ describe('writeFilesAtomic', () => {
     faults.renameFailsFor = 'c.txt';
     await expect(writeFilesAtomic([{ path: c, data: 'c' }])).rejects.toThrow(/EIO/);
     expect(await readdir(dir)).not.toContain('c.txt');
+  });
+
+  it('every failure is a WriteError naming the file (disk full while writing, a failed rename), old content kept', async () => {
+    const h = join(dir, 'history.csv');
+    await writeFileAtomic(h, 'old');
+    faults.writeFailsAfter = 0;
+    const full = await writeFileAtomic(h, 'new').catch((e: unknown) => e);
+    expect(full).toBeInstanceOf(WriteError);
+    expect((full as WriteError).code).toBe('WRITE');
+    expect((full as Error).message).toBe(`ENOSPC: injected: no space left on device (while writing ${h})`);
+    faults.renameFailsFor = 'history.csv';
+    const rename = await writeFileAtomic(h, 'new').catch((e: unknown) => e);
+    expect(rename).toBeInstanceOf(WriteError);
+    expect((rename as Error).message).toContain(`(while writing ${h})`);
+    expect(await readFile(h, 'utf8')).toBe('old');
+    expect((await readdir(dir)).filter((f) => f.includes('history'))).toEqual(['history.csv']);
   });
 });
 
