@@ -14,6 +14,7 @@ import {
   linearProbe,
   logits,
   meanStd,
+  standardize,
   writeKShotPlot,
   type LabelledRows,
 } from '../src/index.js';
@@ -98,6 +99,16 @@ describe('linearProbe', () => {
     const r = linearProbe(train, test, 4, { lambdas: [1e-2] });
     expect(r.topK[1]).toBeLessThan(0.6);
     expect(r.validation).toEqual([]);
+  });
+
+  it('standardises every set with the fitting rows\' mean and deviation only', () => {
+    const fit: LabelledRows = { data: [1, 5, 3, 5], count: 2, dim: 2, labels: [0, 1] };
+    const other: LabelledRows = { data: [100, 7], count: 1, dim: 2, labels: [1] };
+    const [a, b] = standardize(fit, [fit, other]);
+    expect(Array.from(a?.data ?? [])).toEqual([-1, 0, 1, 0]);
+    // mean (2, 5), deviation (1, constant → scale 1)
+    expect(Array.from(b?.data ?? [])).toEqual([98, 2]);
+    expect(b?.labels).toEqual([1]);
   });
 
   it('holds out a stratified, seeded part of each class', () => {

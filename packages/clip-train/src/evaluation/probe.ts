@@ -3,6 +3,7 @@ import { crossEntropy, fitLogisticRegression, logits, topKFromScores, type Label
 
 // CLIP's linear-probe protocol on frozen embeddings: L2 strength chosen on a held-out part of train,
 // refit on all of train, scored on test. k-shot draws k labelled images per class (seeded, repeated).
+// Features are standardised with the statistics of the rows each fit sees (see `standardize`).
 
 /** CLIP's paper sweeps λ over a log grid; seven decades cover normalised embeddings with room to spare. */
 export const DEFAULT_LAMBDAS: readonly number[] = [1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1];
@@ -38,7 +39,7 @@ export interface ProbeResult {
   validation: LambdaScore[];
   /** k → test accuracy. */
   topK: Record<number, number>;
-  /** The final fit on all train rows (plain arrays). */
+  /** The final fit on all train rows, standardised by their mean and deviation (plain arrays). */
   model: LogisticFit;
 }
 
@@ -49,6 +50,35 @@ export function selectRows(rows: LabelledRows, indices: readonly number[]): Labe
     for (let j = 0; j < rows.dim; j++) data[i * rows.dim + j] = rows.data[r * rows.dim + j] as number;
   });
   return { data, count: indices.length, dim: rows.dim, labels: indices.map((r) => rows.labels[r] as number) };
+}
+
+/**
+ * Standardise features with the mean and standard deviation of `fitRows` (per dimension), applied to every
+ * set in `sets`. CLIP embeddings are unit vectors whose dimensions can vary over a tiny range (a random or
+ * weakly trained tower); without this the useful λ would depend on that range, and the grid could miss it.
+ * Only the fitting rows' statistics are used, so nothing about held-out or test rows leaks into the fit.
+ */
+export function standardize(fitRows: LabelledRows, sets: readonly LabelledRows[]): LabelledRows[] {
+  const { dim, count } = fitRows;
+  const mean = new Float64Array(dim);
+  const sq = new Float64Array(dim);
+  for (let i = 0; i < count; i++) for (let j = 0; j < dim; j++) mean[j] = (mean[j] as number) + (fitRows.data[i * dim + j] as number) / count;
+  for (let i = 0; i < count; i++) {
+    for (let j = 0; j < dim; j++) {
+      const d = (fitRows.data[i * dim + j] as number) - (mean[j] as number);
+      sq[j] = (sq[j] as number) + (d * d) / count;
+    }
+  }
+  // A dimension constant over the fitting rows carries no information: centre it, leave its scale alone.
+  const scale = Array.from(sq, (v) => (v > 1e-24 ? 1 / Math.sqrt(v) : 1));
+  return sets.map((rows) => {
+    if (rows.dim !== dim) throw new ValueError(`probe: ${rows.dim}-dim rows where ${dim} were expected`);
+    const data = new Float64Array(rows.count * dim);
+    for (let i = 0; i < rows.count; i++) {
+      for (let j = 0; j < dim; j++) data[i * dim + j] = ((rows.data[i * dim + j] as number) - (mean[j] as number)) * (scale[j] as number);
+    }
+    return { data, count: rows.count, dim, labels: rows.labels };
+  });
 }
 
 /** Row indices per class, each list in a seeded random order. */
@@ -91,8 +121,7 @@ export function chooseLambda(train: LabelledRows, classes: number, options: Prob
   if (lambdas.length === 1) return { lambda: lambdas[0] as number, validation: [] };
   const split = holdOut(train.labels, classes, options.valFraction ?? 0.2, options.seed ?? 0);
   if (split.val.length === 0) throw new ValueError('probe: too few train images per class to hold any out for choosing λ; pass one λ');
-  const fitRows = selectRows(train, split.fit);
-  const valRows = selectRows(train, split.val);
+  const [fitRows, valRows] = standardize(selectRows(train, split.fit), [selectRows(train, split.fit), selectRows(train, split.val)]) as [LabelledRows, LabelledRows];
   const validation: LambdaScore[] = [];
   let prev: LogisticFit | undefined;
   for (const lambda of lambdas) {
@@ -108,8 +137,9 @@ export function chooseLambda(train: LabelledRows, classes: number, options: Prob
 export function linearProbe(train: LabelledRows, test: LabelledRows, classes: number, options: ProbeOptions = {}): ProbeResult {
   if (train.dim !== test.dim) throw new ValueError(`probe: train has ${train.dim}-dim embeddings, test ${test.dim}`);
   const { lambda, validation } = chooseLambda(train, classes, options);
-  const model = fitLogisticRegression(train, classes, { lambda, maxIter: options.maxIter });
-  return { classes, trainImages: train.count, testImages: test.count, lambda, validation, topK: scoreTopK(model, test, options.ks ?? [1, 5]), model };
+  const [trainStd, testStd] = standardize(train, [train, test]) as [LabelledRows, LabelledRows];
+  const model = fitLogisticRegression(trainStd, classes, { lambda, maxIter: options.maxIter });
+  return { classes, trainImages: train.count, testImages: test.count, lambda, validation, topK: scoreTopK(model, testStd, options.ks ?? [1, 5]), model };
 }
 
 export interface MeanStd {
@@ -164,8 +194,10 @@ export function kShotProbe(train: LabelledRows, test: LabelledRows, classes: num
     for (let r = 0; r < repeats; r++) {
       const picks = shuffledByClass(train.labels, classes, root.fork(k * 1009 + r)).flatMap((list) => list.slice(0, k));
       images = picks.length;
-      const fit = fitLogisticRegression(selectRows(train, picks.sort((a, b) => a - b)), classes, { lambda, maxIter: options.maxIter });
-      for (const [kk, acc] of Object.entries(scoreTopK(fit, test, ks))) (per[Number(kk)] ??= []).push(acc);
+      const picked = selectRows(train, picks.sort((a, b) => a - b));
+      const [fitRows, testRows] = standardize(picked, [picked, test]) as [LabelledRows, LabelledRows];
+      const fit = fitLogisticRegression(fitRows, classes, { lambda, maxIter: options.maxIter });
+      for (const [kk, acc] of Object.entries(scoreTopK(fit, testRows, ks))) (per[Number(kk)] ??= []).push(acc);
     }
     const topK: Record<number, MeanStd> = {};
     for (const [kk, runs] of Object.entries(per)) topK[Number(kk)] = meanStd(runs);
