@@ -71,6 +71,23 @@ describe('fitLogisticRegression', () => {
     });
   }
 
+  it('matches the reference with the tfjs (float32) engine too: same predictions, loss within 1e-5, weights within 1e-2, no leaked tensors', () => {
+    for (const ref of REF.fits) {
+      const before = tf.memory().numTensors;
+      const fit = fitLogisticRegression(rows, REF.classes, { lambda: ref.lambda, engine: 'tensor' });
+      expect(tf.memory().numTensors).toBe(before);
+      expect(Math.abs(fit.loss - ref.loss)).toBeLessThan(1e-5);
+      const dw = Math.max(...ref.weights.map((w, i) => Math.abs(w - (fit.weights[i] as number))));
+      expect(dw).toBeLessThan(1e-2);
+      const z = logits(fit, rows);
+      const pred = Array.from({ length: REF.count }, (_, i) => {
+        const r = Array.from(z.subarray(i * REF.classes, (i + 1) * REF.classes));
+        return r.indexOf(Math.max(...r));
+      });
+      expect(pred).toEqual(ref.predictions);
+    }
+  });
+
   it('rejects labels outside the classes, naming the row', () => {
     expect(() => fitLogisticRegression({ data: [0, 1, 2, 3], count: 2, dim: 2, labels: [0, 3] }, 2, { lambda: 1 })).toThrow(/label 3 of row 1/);
     expect(() => fitLogisticRegression({ data: [0, 1, 2], count: 2, dim: 2, labels: [0, 1] }, 2, { lambda: 1 })).toThrow(ValueError);
