@@ -31,6 +31,11 @@ export function kShotSpec(input: KShotPlotInput): TopLevelSpec {
     { label: 'chance', value: 100 * input.chance },
   ];
   const x = { field: 'shots', type: 'quantitative', scale: { type: 'log', base: 2 }, axis: { values: curve.map((c) => c.shots), format: 'd' }, title: 'labelled images per class' } as const;
+  // One colour scale for the curve and the reference lines, so the legend names each of them once.
+  const curveName = 'k-shot linear probe (mean ± std)';
+  const names = [curveName, ...refs.map((r) => r.label)];
+  const palette: Record<string, string> = { [curveName]: '#4c78a8', 'zero-shot': '#e45756', 'linear probe (all train)': '#54a24b', chance: '#9d9d9d' };
+  const color = { scale: { domain: names, range: names.map((n) => palette[n] ?? '#000000') }, legend: { labelLimit: 320, title: null } };
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
     title: input.title ?? 'Zero-shot vs k-shot linear probe',
@@ -38,12 +43,16 @@ export function kShotSpec(input: KShotPlotInput): TopLevelSpec {
     height: 300,
     background: 'white',
     layer: [
-      { data: { values: curve }, mark: { type: 'errorband', opacity: 0.25 }, encoding: { x, y: { field: 'lo', type: 'quantitative', title: 'top-1 accuracy (%)' }, y2: { field: 'hi' } } },
-      { data: { values: curve }, mark: { type: 'line', point: true }, encoding: { x, y: { field: 'mean', type: 'quantitative' } } },
+      {
+        data: { values: curve },
+        mark: { type: 'errorband', opacity: 0.25 },
+        encoding: { x, y: { field: 'lo', type: 'quantitative', title: 'top-1 accuracy (%)' }, y2: { field: 'hi' }, color: { datum: curveName, ...color } },
+      },
+      { data: { values: curve }, mark: { type: 'line', point: true }, encoding: { x, y: { field: 'mean', type: 'quantitative' }, color: { datum: curveName, ...color } } },
       {
         data: { values: refs },
         mark: { type: 'rule', strokeDash: [6, 4] },
-        encoding: { y: { field: 'value', type: 'quantitative' }, color: { field: 'label', type: 'nominal', title: null, sort: refs.map((r) => r.label) } },
+        encoding: { y: { field: 'value', type: 'quantitative' }, color: { field: 'label', type: 'nominal', ...color } },
       },
     ],
   };
