@@ -5,6 +5,7 @@ import { registerDataStats } from './data-stats.js';
 import { registerTrain } from './train.js';
 import { registerEval } from './eval.js';
 import { registerZeroshot } from './zeroshot.js';
+import { registerProbe } from './probe.js';
 import { registerEmbed } from './embed.js';
 import { registerDemo } from './demo.js';
 
@@ -15,6 +16,7 @@ export function registerCommands(program: Command, io: CliIO): void {
   registerTrain(program, io);
   registerEval(program, io);
   registerZeroshot(program, io);
+  registerProbe(program, io);
   registerEmbed(program, io);
   registerDemo(program, io);
 }

@@ -35,6 +35,10 @@ export type CaptionDatasetKind = (typeof CAPTION_DATASETS)[number];
 export const CLASSIFICATION_DATASETS = ['cifar10', 'cifar100', 'imagefolder', 'shapes', 'svhn'] as const;
 export type ClassificationDatasetKind = (typeof CLASSIFICATION_DATASETS)[number];
 
+/** Datasets `clip probe` reads with both a train and a test split (support/probe-datasets.ts loads them). */
+export const PROBE_DATASETS = ['cifar10', 'cifar100', 'imagefolder', 'csv', 'shapes', 'svhn'] as const;
+export type ProbeDatasetKind = (typeof PROBE_DATASETS)[number];
+
 export const captionDatasetArg = zodArg<CaptionDatasetKind>(
   '--dataset',
   z.enum(CAPTION_DATASETS, { message: `must be one of ${CAPTION_DATASETS.join(', ')}` }),
@@ -42,6 +46,11 @@ export const captionDatasetArg = zodArg<CaptionDatasetKind>(
 export const classificationDatasetArg = zodArg<ClassificationDatasetKind>(
   '--dataset',
   z.enum(CLASSIFICATION_DATASETS, { message: `must be one of ${CLASSIFICATION_DATASETS.join(', ')}` }),
+);
+
+export const probeDatasetArg = zodArg<ProbeDatasetKind>(
+  '--dataset',
+  z.enum(PROBE_DATASETS, { message: `must be one of ${PROBE_DATASETS.join(', ')}` }),
 );
 
 /** A zero-shot prompt template must contain exactly one `{}` where the class name goes. */
