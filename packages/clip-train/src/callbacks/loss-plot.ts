@@ -1,8 +1,7 @@
 import * as path from 'node:path';
 import { writeFileAtomic } from '@clip-ts/core/node';
-import sharp from 'sharp';
-import * as vega from 'vega';
-import { compile, type TopLevelSpec } from 'vega-lite';
+import type { TopLevelSpec } from 'vega-lite';
+import { renderVegaLite } from '../plot/render.js';
 import { Callback } from './callback.js';
 import type { Logs } from '../trainer/types.js';
 
@@ -30,16 +29,9 @@ export function lossCurveSpec(history: readonly Logs[], title = 'CLIP loss'): To
   };
 }
 
-/** Render the loss curve headless: SVG from vega's renderer-less View, PNG from that SVG via sharp. */
+/** The loss curve as SVG and PNG (see renderVegaLite). */
 export async function renderLossCurve(history: readonly Logs[], title?: string): Promise<{ svg: string; png: Uint8Array }> {
-  const view = new vega.View(vega.parse(compile(lossCurveSpec(history, title)).spec), { renderer: 'none' });
-  try {
-    const svg = await view.toSVG();
-    const png = await sharp(Buffer.from(svg)).png().toBuffer();
-    return { svg, png: new Uint8Array(png) };
-  } finally {
-    view.finalize();
-  }
+  return renderVegaLite(lossCurveSpec(history, title));
 }
 
 /** Writes `loss.svg` and `loss.png` in `dir` after every epoch (train vs validation loss). */

@@ -1,13 +1,12 @@
 import * as path from 'node:path';
 import { writeFileAtomic } from '@clip-ts/core/node';
-import sharp from 'sharp';
-import * as vega from 'vega';
-import { compile, type TopLevelSpec } from 'vega-lite';
+import type { TopLevelSpec } from 'vega-lite';
+import { renderVegaLite } from '../plot/render.js';
 import type { KShotPoint } from './probe.js';
 
 // The "zero-shot vs few-shot linear probe" figure of CLIP's paper: k-shot top-1 (mean ± std over draws)
 // against k on a log2 axis, zero-shot and the full-data probe as horizontal reference lines. Rendered
-// the way the loss curve is (callbacks/loss-plot.ts): vega headless to SVG, sharp to PNG.
+// like the loss curve, by plot/render.ts (vega headless to SVG, sharp to PNG).
 
 export interface KShotPlotInput {
   points: readonly KShotPoint[];
@@ -60,14 +59,7 @@ export function kShotSpec(input: KShotPlotInput): TopLevelSpec {
 
 /** SVG and PNG of the k-shot figure. */
 export async function renderKShotPlot(input: KShotPlotInput): Promise<{ svg: string; png: Uint8Array }> {
-  const view = new vega.View(vega.parse(compile(kShotSpec(input)).spec), { renderer: 'none' });
-  try {
-    const svg = await view.toSVG();
-    const png = await sharp(Buffer.from(svg)).png().toBuffer();
-    return { svg, png: new Uint8Array(png) };
-  } finally {
-    view.finalize();
-  }
+  return renderVegaLite(kShotSpec(input));
 }
 
 /** Writes `<dir>/<name>.svg` and `.png`; returns their paths. */
