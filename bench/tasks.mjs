@@ -294,7 +294,7 @@ const tasks = {
   },
 
   async pipeline() {
-    const enc = await import('@clip-ts/encoders');
+    const enc = await import('@clip-ts/encoders/node'); // ClipImageProcessor decodes with sharp: Node entry
     await (await import('@clip-ts/core')).initBackend(opt.backend);
     const files = (await readdir(opt.dir)).filter((f) => f.endsWith('.jpg')).sort().map((f) => join(opt.dir, f));
     const processor = new enc.ClipImageProcessor({ resizer: opt.resizer });
