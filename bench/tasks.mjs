@@ -294,7 +294,8 @@ const tasks = {
   },
 
   async pipeline() {
-    const enc = await import('@clip-ts/encoders/node'); // ClipImageProcessor decodes with sharp: Node entry
+    // toPixelTensor is browser-safe (main entry); ClipImageProcessor decodes with sharp (Node entry).
+    const enc = { ...(await import('@clip-ts/encoders')), ...(await import('@clip-ts/encoders/node')) };
     await (await import('@clip-ts/core')).initBackend(opt.backend);
     const files = (await readdir(opt.dir)).filter((f) => f.endsWith('.jpg')).sort().map((f) => join(opt.dir, f));
     const processor = new enc.ClipImageProcessor({ resizer: opt.resizer });
