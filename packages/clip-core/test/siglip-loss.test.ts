@@ -18,20 +18,12 @@ import {
   type TextInput,
 } from '../src/index.js';
 import { readSafetensors } from '../src/node.js';
+import { expectClose } from './helpers/close.js';
 import { IMAGE_CONFIG, TEXT_CONFIG, fakeBatch, registerFakeTowers } from './helpers/fake-towers.js';
 
 // Reference: PyTorch float64 (fixtures/siglip-loss/make_siglip.py), stored as float32.
 const FIXTURE = fileURLToPath(new URL('./fixtures/siglip-loss/io.safetensors', import.meta.url));
-/** Tolerance: |got − want| ≤ RTOL · max|want| per tensor (float32 math against a float64 reference). */
-const RTOL = 1e-5;
-
-function expectClose(got: ArrayLike<number>, want: ArrayLike<number>, what: string): void {
-  expect(got.length, what).toBe(want.length);
-  const scale = Math.max(...Array.from(want, Math.abs));
-  let worst = 0;
-  for (let i = 0; i < want.length; i++) worst = Math.max(worst, Math.abs((got[i] as number) - (want[i] as number)));
-  expect(worst / scale, `${what}: max abs error ${worst} vs scale ${scale}`).toBeLessThanOrEqual(RTOL);
-}
+// Tolerance (float32 math against a float64 reference): expectClose's default, 1e-5 of each tensor's max |want|.
 
 let ref: SafetensorsFile;
 const get = (name: string): Float32Array => {

@@ -1,6 +1,7 @@
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs-core';
-import type { TensorData } from '@clip-ts/core';
+import { expect } from 'vitest';
+import { initBackend, type NamedVariable, type TensorData } from '@clip-ts/core';
 import { readSafetensors } from '@clip-ts/core/node';
 
 export const BACKENDS = ['cpu', 'wasm'] as const;
@@ -28,4 +29,46 @@ export function maxAbsDiff(a: tf.Tensor, b: tf.Tensor | TensorData): number {
   let m = 0;
   for (let i = 0; i < aData.length; i++) m = Math.max(m, Math.abs((aData[i] as number) - (bData[i] as number)));
   return m;
+}
+
+/** What one training step differentiates: the weights, the loss over them, and how to free the rest. */
+export interface GradientCase {
+  vars: NamedVariable[];
+  loss: () => tf.Scalar;
+  dispose: () => void;
+}
+
+/** name → gradient of the case's loss on `backend` (built after switching to it); checks the step leaks nothing. */
+export async function gradientsOn(backend: 'cpu' | 'wasm', build: () => GradientCase): Promise<Map<string, Float32Array>> {
+  await initBackend(backend);
+  const { vars, loss, dispose } = build();
+  const before = tf.memory().numTensors;
+  const { value, grads } = tf.variableGrads(loss, vars.map((v) => v.variable));
+  const names = new Map(vars.map((n) => [n.variable.name, n.name]));
+  const out = new Map<string, Float32Array>();
+  for (const [k, g] of Object.entries(grads)) out.set(names.get(k)!, new Float32Array(g.dataSync()));
+  tf.dispose([value, ...Object.values(grads)]);
+  expect(tf.memory().numTensors).toBe(before);
+  dispose();
+  return out;
+}
+
+/**
+ * wasm's gradients equal cpu's (max abs difference < 1e-4) for exactly `expectedCount` weights; with
+ * `nonZero`, every weight also gets a gradient (a dead branch would pass the comparison with zeros).
+ */
+export function expectSameGradients(wasm: Map<string, Float32Array>, cpu: Map<string, Float32Array>, expectedCount: number, options: { nonZero?: boolean } = {}): void {
+  expect([...wasm.keys()].sort()).toEqual([...cpu.keys()].sort());
+  expect(cpu.size).toBe(expectedCount);
+  for (const [name, c] of cpu) {
+    const w = wasm.get(name)!;
+    let max = 0;
+    let norm = 0;
+    for (let i = 0; i < c.length; i++) {
+      max = Math.max(max, Math.abs(c[i]! - w[i]!));
+      norm = Math.max(norm, Math.abs(c[i]!));
+    }
+    expect(max, name).toBeLessThan(1e-4);
+    if (options.nonZero) expect(norm, `${name} gets a gradient`).toBeGreaterThan(0);
+  }
 }

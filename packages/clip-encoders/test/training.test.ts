@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs-core';
-import { initBackend, type Encoder } from '@clip-ts/core';
+import type { Encoder } from '@clip-ts/core';
 import { DistilBertModel, ViTModel } from '@clip-ts/encoders';
+import { expectSameGradients, gradientsOn } from './helpers.js';
 
 /**
  * One training step's gradients (loss = sum of the features, tf.variableGrads) on wasm must equal cpu's:
@@ -11,36 +12,20 @@ import { DistilBertModel, ViTModel } from '@clip-ts/encoders';
 const VIT = { model_type: 'vit', hidden_size: 16, num_hidden_layers: 2, num_attention_heads: 2, intermediate_size: 24, image_size: 8, patch_size: 4 };
 const BERT = { model_type: 'distilbert', vocab_size: 60, dim: 16, n_layers: 2, n_heads: 2, hidden_dim: 24, max_position_embeddings: 8 };
 
-async function gradsOn<I>(
-  backend: 'cpu' | 'wasm',
-  make: () => Encoder<I>,
-  input: () => I,
-  training = false,
-): Promise<Map<string, Float32Array>> {
-  await initBackend(backend);
-  const model = make(); // same seed on both backends → same weights
-  const x = input();
-  const before = tf.memory().numTensors;
-  const { value, grads } = tf.variableGrads(() => tf.sum(model.encode(x, { training })) as tf.Scalar);
-  const names = new Map(model.namedVariables().map((n) => [n.variable.name, n.name]));
-  const out = new Map<string, Float32Array>();
-  for (const [k, g] of Object.entries(grads)) out.set(names.get(k)!, new Float32Array(g.dataSync()));
-  tf.dispose([value, ...Object.values(grads)]);
-  expect(tf.memory().numTensors).toBe(before);
-  tf.dispose(x as tf.TensorContainer);
-  model.dispose();
-  return out;
-}
-
-function expectClose(wasm: Map<string, Float32Array>, cpu: Map<string, Float32Array>, expectedCount: number): void {
-  expect([...wasm.keys()].sort()).toEqual([...cpu.keys()].sort());
-  expect(cpu.size).toBe(expectedCount);
-  for (const [name, c] of cpu) {
-    const w = wasm.get(name)!;
-    let max = 0;
-    for (let i = 0; i < c.length; i++) max = Math.max(max, Math.abs(c[i]! - w[i]!));
-    expect(max, name).toBeLessThan(1e-4);
-  }
+/** Gradients of sum(features) of a fresh tower (same seed on both backends → same weights). */
+function gradsOn<I>(backend: 'cpu' | 'wasm', make: () => Encoder<I>, input: () => I, training = false): Promise<Map<string, Float32Array>> {
+  return gradientsOn(backend, () => {
+    const model = make();
+    const x = input();
+    return {
+      vars: model.namedVariables(),
+      loss: () => tf.sum(model.encode(x, { training })) as tf.Scalar,
+      dispose: () => {
+        tf.dispose(x as tf.TensorContainer);
+        model.dispose();
+      },
+    };
+  });
 }
 
 describe('one training step on wasm matches cpu', () => {
@@ -49,7 +34,7 @@ describe('one training step on wasm matches cpu', () => {
     const input = () => tf.tidy(() => tf.sin(tf.reshape(tf.range(0, 2 * 3 * 64), [2, 3, 8, 8])) as tf.Tensor4D);
     const cpu = await gradsOn('cpu', make, input);
     const wasm = await gradsOn('wasm', make, input);
-    expectClose(wasm, cpu, new ViTModel(VIT).namedVariables().length);
+    expectSameGradients(wasm, cpu, new ViTModel(VIT).namedVariables().length);
   });
 
   it('DistilBERT (embedding gradient through gather on wasm)', async () => {
@@ -60,7 +45,7 @@ describe('one training step on wasm matches cpu', () => {
     });
     const cpu = await gradsOn('cpu', make, input);
     const wasm = await gradsOn('wasm', make, input);
-    expectClose(wasm, cpu, 4 + 2 * 16);
+    expectSameGradients(wasm, cpu, 4 + 2 * 16);
     // The word-embedding gradient is non-zero exactly on the rows of real tokens: [PAD] (0) only feeds
     // masked keys, so the CLS feature does not depend on it.
     const g = wasm.get('embeddings.word_embeddings.weight')!;
@@ -72,7 +57,7 @@ describe('one training step on wasm matches cpu', () => {
     // they (and the gradients) agree across backends too.
     const cpuTrain = await gradsOn('cpu', make, input, true);
     const wasmTrain = await gradsOn('wasm', make, input, true);
-    expectClose(wasmTrain, cpuTrain, 4 + 2 * 16);
+    expectSameGradients(wasmTrain, cpuTrain, 4 + 2 * 16);
     const differs = [...cpuTrain].some(([k, v]) => v.some((x, i) => Math.abs(x - cpu.get(k)![i]!) > 1e-6));
     expect(differs).toBe(true);
   });
