@@ -8,6 +8,7 @@ import '@tensorflow/tfjs-backend-cpu';
 import { platform } from '#platform';
 import { BackendError } from './errors.js';
 import { registerKernels } from './kernels/index.js';
+import { activateWasm, resolveWasmThreads } from './wasm-threads.js';
 
 /** The names Node accepts (the CLI's, config files' and $CLIP_BACKEND's choices). */
 export const BACKEND_NAMES = ['auto', 'tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'] as const;
@@ -27,26 +28,26 @@ export interface BackendInfo {
   tfBackend: string;
   /** Why earlier candidates were passed over (auto only). */
   skipped: Array<{ name: ResolvedBackend; reason: string }>;
+  /** Threads the wasm backend runs its kernels on (wasm only; 1 when the threaded build could not start). */
+  threads?: number;
 }
 
-async function tryWasm(): Promise<void> {
-  try {
-    await import('@tensorflow/tfjs-backend-wasm');
-  } catch (err) {
-    throw new BackendError(`backend 'wasm': @tensorflow/tfjs-backend-wasm failed to load: ${(err as Error).message}`, {
-      cause: err,
-    });
-  }
-  if (!(await tf.setBackend('wasm'))) {
-    throw new BackendError("backend 'wasm': tf.setBackend('wasm') failed (the .wasm binary could not be loaded)");
-  }
+export interface InitBackendOptions {
+  /**
+   * Threads for the wasm backend (ignored by the others): default `$CLIP_WASM_THREADS` (Node), then
+   * `os.availableParallelism()` under Node; 1 is the single-threaded build. tfjs-backend-wasm caps it at 8.
+   */
+  threads?: number;
+  /** How long the threaded wasm build may take to start before initBackend falls back to one thread. */
+  wasmStartupTimeoutMs?: number;
 }
 
-async function activate(name: ResolvedBackend): Promise<void> {
-  if (name === 'wasm') return tryWasm();
+/** Set backend `name`; returns the wasm thread count when it is wasm. */
+async function activate(name: ResolvedBackend, options: InitBackendOptions, threads: number | undefined): Promise<number | undefined> {
+  if (name === 'wasm') return activateWasm(threads, options.wasmStartupTimeoutMs);
   if (name === 'cpu') {
     if (!(await tf.setBackend('cpu'))) throw new BackendError("backend 'cpu' failed to initialise");
-    return;
+    return undefined;
   }
   const own = platform.activator(name);
   if (!own) {
@@ -54,6 +55,7 @@ async function activate(name: ResolvedBackend): Promise<void> {
     throw new BackendError(`backend '${name}' is only available ${where}; here choose one of ${platform.names.join(', ')}`);
   }
   await own();
+  return undefined;
 }
 
 /** Parse a Node backend name from user input (CLI flag, env var); throws a BackendError listing the valid names. */
@@ -67,19 +69,24 @@ export function parseBackendName(value: string, source = 'backend'): BackendName
  * `$CLIP_BACKEND` (Node only), then `auto`. Under Node `auto` tries tfjs-node-gpu, tfjs-node, wasm, cpu;
  * in a browser webgpu (when the page provides @tensorflow/tfjs-backend-webgpu), webgl, wasm, cpu. It
  * reports what it chose and why it skipped the others; an explicit name that cannot be used throws a
- * BackendError saying how to fix it.
+ * BackendError saying how to fix it. `options.threads` (else `$CLIP_WASM_THREADS`, else every core) sets the
+ * wasm backend's thread count; a threaded build that cannot start falls back to one thread with a warning.
  */
-export async function initBackend(name?: AnyBackendName): Promise<BackendInfo> {
+export async function initBackend(name?: AnyBackendName, options: InitBackendOptions = {}): Promise<BackendInfo> {
+  // Validated before anything starts, so a bad $CLIP_WASM_THREADS fails the same way on every backend.
+  const threads = resolveWasmThreads(options.threads);
   const env = platform.envBackend();
   const requested = name ?? (env ? parseBackendName(env.value, env.source) : 'auto');
   const candidates = requested === 'auto' ? (platform.autoOrder as ResolvedBackend[]) : [requested];
   const skipped: BackendInfo['skipped'] = [];
   for (const candidate of candidates) {
     try {
-      await activate(candidate);
+      const wasmThreads = await activate(candidate, options, threads);
       await tf.ready();
       registerKernels(tf.getBackend());
-      return { requested, name: candidate, tfBackend: tf.getBackend(), skipped };
+      const info: BackendInfo = { requested, name: candidate, tfBackend: tf.getBackend(), skipped };
+      if (wasmThreads !== undefined) info.threads = wasmThreads;
+      return info;
     } catch (err) {
       if (requested !== 'auto') throw err;
       skipped.push({ name: candidate, reason: (err as Error).message });
@@ -93,5 +100,6 @@ export async function initBackend(name?: AnyBackendName): Promise<BackendInfo> {
 /** One line for logs: `backend: wasm (auto; skipped tensorflow-gpu, tensorflow: not installed)`. */
 export function describeBackend(info: BackendInfo): string {
   const skipped = info.skipped.length > 0 ? `; skipped ${info.skipped.map((s) => s.name).join(', ')}` : '';
-  return `backend: ${info.name} (requested ${info.requested}${skipped})`;
+  const threads = info.threads !== undefined ? `, ${info.threads} thread${info.threads === 1 ? '' : 's'}` : '';
+  return `backend: ${info.name} (requested ${info.requested}${skipped}${threads})`;
 }

@@ -3,6 +3,7 @@
 export * from './errors.js';
 export * from './rng.js';
 export * from './backend.js';
+export { parseThreadCount, MAX_WASM_THREADS, DEFAULT_WASM_STARTUP_TIMEOUT_MS } from './wasm-threads.js';
 export * from './encoder.js';
 export * from './ops.js';
 export * from './preprocess.js';

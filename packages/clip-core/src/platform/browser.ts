@@ -38,4 +38,6 @@ export const platform: Platform = {
     if (name === 'webgl') return tryWebgl;
     return undefined;
   },
+  envThreads: () => undefined,
+  defaultThreads: () => undefined,
 };

@@ -1,7 +1,9 @@
 import { createRequire } from 'node:module';
+import { availableParallelism } from 'node:os';
 import * as tf from '@tensorflow/tfjs-core';
 import { BackendError } from '../errors.js';
 import type { Platform } from './types.js';
+import { startThreadedWasm } from './threaded-wasm.js';
 
 /** Node: the optional tfjs-node(-gpu) packages and $CLIP_BACKEND. Never part of a browser bundle. */
 
@@ -50,4 +52,10 @@ export const platform: Platform = {
     const pkg = NODE_PACKAGES[name];
     return pkg === undefined ? undefined : () => tryNode(name, pkg);
   },
+  envThreads() {
+    const value = process.env.CLIP_WASM_THREADS;
+    return value === undefined ? undefined : { value, source: 'CLIP_WASM_THREADS' };
+  },
+  defaultThreads: () => availableParallelism(),
+  startThreadedWasm,
 };
