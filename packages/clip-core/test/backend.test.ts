@@ -17,7 +17,9 @@ describe('initBackend', () => {
   for (const name of ['cpu', 'wasm'] as const) {
     it(`'${name}' initialises and computes`, async () => {
       const info = await initBackend(name);
-      expect(info).toEqual({ requested: name, name, tfBackend: name, skipped: [] });
+      const threads = name === 'wasm' ? { threads: info.threads } : {};
+      expect(info).toEqual({ requested: name, name, tfBackend: name, skipped: [], ...threads });
+      if (name === 'wasm') expect(info.threads).toBeGreaterThanOrEqual(1);
       expect(tf.getBackend()).toBe(name);
       expect(smoke()).toEqual([19, 22, 43, 50]);
     });
@@ -37,7 +39,8 @@ describe('initBackend', () => {
     expect(info.name).toBe('wasm');
     expect(info.skipped.map((s) => s.name)).toEqual(['tensorflow-gpu', 'tensorflow']);
     expect(info.skipped[1]?.reason).toMatch(/not installed/);
-    expect(describeBackend(info)).toBe('backend: wasm (requested auto; skipped tensorflow-gpu, tensorflow)');
+    const threads = `${info.threads} thread${info.threads === 1 ? '' : 's'}`;
+    expect(describeBackend(info)).toBe(`backend: wasm (requested auto; skipped tensorflow-gpu, tensorflow, ${threads})`);
   });
 
   it('reads $CLIP_BACKEND when no name is given, and rejects unknown names', async () => {

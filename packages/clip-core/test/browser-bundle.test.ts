@@ -1,10 +1,9 @@
-import { execFileSync } from 'node:child_process';
-import { readdirSync, statSync } from 'node:fs';
 import { builtinModules } from 'node:module';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as esbuild from 'esbuild';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { ensureBuilt } from './helpers/ensure-built.js';
 
 /**
  * The main entries of @clip-ts/core and @clip-ts/encoders must bundle for a browser with no Node polyfills:
@@ -16,31 +15,6 @@ const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const PACKAGES = ['clip-core', 'clip-encoders'] as const;
 const BUILTINS = new Set(builtinModules.flatMap((m) => [m, `node:${m}`]));
 const SELF = Symbol('record-node-builtins');
-
-function newestMtime(dir: string): number {
-  let newest = 0;
-  for (const entry of readdirSync(dir, { withFileTypes: true })) {
-    const p = join(dir, entry.name);
-    newest = Math.max(newest, entry.isDirectory() ? newestMtime(p) : statSync(p).mtimeMs);
-  }
-  return newest;
-}
-
-/** dist must reflect src, or this test would check stale code; rebuild what is out of date (core first). */
-function ensureBuilt(): void {
-  for (const pkg of PACKAGES) {
-    const dir = join(ROOT, 'packages', pkg);
-    let built = 0;
-    try {
-      built = statSync(join(dir, 'dist', 'index.js')).mtimeMs;
-    } catch {
-      // not built yet
-    }
-    if (built < newestMtime(join(dir, 'src'))) {
-      execFileSync(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', join(dir, 'tsconfig.build.json')], { stdio: 'pipe' });
-    }
-  }
-}
 
 interface BundleReport {
   /** `importer → specifier` for every Node builtin reached. */
@@ -95,7 +69,7 @@ async function bundleForBrowser(source: string): Promise<BundleReport> {
 }
 
 beforeAll(() => {
-  ensureBuilt();
+  ensureBuilt(PACKAGES);
 }, 180_000);
 
 describe('browser bundle', () => {

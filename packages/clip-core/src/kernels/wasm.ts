@@ -22,6 +22,8 @@ interface WasmTensorData {
 
 interface WasmModule {
   HEAPU8: Uint8Array;
+  /** Threaded build only: its shared memory. */
+  wasmMemory?: { buffer: ArrayBufferLike };
   cwrap(name: string, ret: null, args: string[]): (...args: unknown[]) => void;
   tfjs: {
     registerTensor(id: number, size: number, memoryOffset: number): void;
@@ -48,6 +50,15 @@ function isWasmBackend(backend: unknown): backend is WasmBackend {
     typeof b.wasm.tfjs?.registerTensor === 'function' &&
     typeof b.wasm.tfjs.disposeData === 'function'
   );
+}
+
+/**
+ * The heap as it is now. The threaded build's heap is a growable SharedArrayBuffer; a growth on the main thread
+ * refreshes `HEAPU8`, but one made by a pool thread leaves it the old, shorter buffer until the glue's own JS
+ * next looks. The memory object always hands out the current buffer.
+ */
+function heapBuffer(wasm: WasmModule): ArrayBufferLike {
+  return wasm.wasmMemory?.buffer ?? wasm.HEAPU8.buffer;
 }
 
 const shapeBytes = (shape: number[]): Uint8Array => new Uint8Array(new Int32Array(shape).buffer);
@@ -158,7 +169,7 @@ function makeSlice(stock: tf.KernelFunc): tf.KernelFunc {
       const data = backend.dataIdMap.get(t.dataId);
       if (!data) throw new Error('wasm Slice: tensor has no heap data');
       const n = tf.util.sizeFromShape(t.shape);
-      const buffer = backend.wasm.HEAPU8.buffer;
+      const buffer = heapBuffer(backend.wasm);
       if (t.dtype === 'float32') return new Float32Array(buffer, data.memoryOffset, n);
       if (t.dtype === 'int32') return new Int32Array(buffer, data.memoryOffset, n);
       return new Uint8Array(buffer, data.memoryOffset, n);
