@@ -107,6 +107,15 @@ describe('experiment config', () => {
     expect(readFileSync(file, 'utf8')).toBe(generated);
   });
 
+  it('threads (wasm backend) is optional, a positive integer, and named when wrong', () => {
+    expect(parseExperimentConfig(minimal).threads).toBeUndefined();
+    expect(parseExperimentConfig({ ...minimal, threads: 2 }).threads).toBe(2);
+    for (const bad of [0, 1.5, '2']) {
+      expect(() => parseExperimentConfig({ ...minimal, threads: bad }, 'run.yaml')).toThrow(ConfigError);
+      expect(() => parseExperimentConfig({ ...minimal, threads: bad }, 'run.yaml')).toThrow(/run\.yaml[\s\S]*threads/);
+    }
+  });
+
   it('maxLength below what the tokenizer needs fails in the schema, naming the key (issue 15, item 9)', () => {
     const bad = { ...minimal, data: { ...minimal.data, maxLength: 2 } };
     expect(() => parseExperimentConfig(bad, 'run.yaml')).toThrow(ConfigError);

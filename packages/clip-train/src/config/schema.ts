@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { BACKEND_NAMES, LOSS_TYPES, TARGET_MODES } from '@clip-ts/core';
+import { BACKEND_NAMES, LOSS_TYPES, MAX_WASM_THREADS, TARGET_MODES } from '@clip-ts/core';
 
 /**
  * The experiment config of `clip train` and runExperiment. Strict everywhere: an unknown key is an error
@@ -232,6 +232,11 @@ const ExperimentFields = z.strictObject({
   /** Seeds every random source: weight init, shuffles, caption picks, dropout. */
   seed: z.number().int().min(0).max(2 ** 32 - 1).default(42),
   backend: z.enum(BACKEND_NAMES).default('auto'),
+  /**
+   * Threads of the wasm backend (the others ignore it). Unset: $CLIP_WASM_THREADS, else every core
+   * (os.availableParallelism()); 1 = the single-threaded build. tfjs-backend-wasm uses at most 8.
+   */
+  threads: positiveInt.max(MAX_WASM_THREADS).optional(),
   model: ModelConfigSchema,
   data: DataConfigSchema,
   optim: OptimConfigSchema.default(OptimConfigSchema.parse({})),

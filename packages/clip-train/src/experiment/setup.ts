@@ -1,5 +1,5 @@
 import * as path from 'node:path';
-import { initBackend, Rng, type CaptionTokenizer, type ImageProcessor } from '@clip-ts/core';
+import { describeBackend, initBackend, Rng, type CaptionTokenizer, type ImageProcessor } from '@clip-ts/core';
 import { parseExperimentConfig } from '../config/load.js';
 import type { ExperimentConfig, ExperimentConfigInput } from '../config/schema.js';
 import { loadExperimentData, loadPreprocessing, type ExperimentData } from './data.js';
@@ -38,8 +38,8 @@ export async function prepareRun(
   const config = parseExperimentConfig(input);
   const runDir = o.runDir ?? config.output.runDir;
   const log = (line: string) => o.io.stderr(`${line}\n`);
-  const backend = await initBackend(config.backend);
-  log(`backend: ${backend.name}`);
+  const backend = await initBackend(config.backend, config.threads === undefined ? {} : { threads: config.threads });
+  log(describeBackend(backend));
   return {
     config,
     runDir,
