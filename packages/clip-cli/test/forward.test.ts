@@ -75,6 +75,15 @@ describe('clip forward', () => {
     expect(await runCli(['forward', '--model', path.join(FIXTURES, 'vit-tiny'), '--inputs', small, '--out', path.join(tmp, 'y.safetensors'), '--backend', 'cpu'], r.io)).toBe(2);
     expect(r.out.stderr).toMatch(/image size 16x16.*image_size 32x32/);
   });
+
+  it('--threads takes a whole number ≥ 1; anything else is a usage error naming the flag', async () => {
+    for (const bad of ['0', 'many', '1.5']) {
+      const { out, io } = captureIO();
+      const args = ['forward', '--model', path.join(FIXTURES, 'vit-tiny'), '--inputs', 'x', '--out', 'y', '--threads', bad];
+      expect(await runCli(args, io)).toBe(2);
+      expect(out.stderr).toMatch(/--threads: invalid thread count/);
+    }
+  });
 });
 
 const CLIP_OUTPUTS = [
@@ -90,10 +99,18 @@ const CLIP_OUTPUTS = [
   'vision_pooler_output',
 ];
 
-async function runForward(model: string, inputs: string, out: string, backend: string): Promise<Map<string, { data: ArrayLike<number>; shape: number[]; storedDtype: string }>> {
+async function runForward(
+  model: string,
+  inputs: string,
+  out: string,
+  backend: string,
+  extra: string[] = [],
+): Promise<Map<string, { data: ArrayLike<number>; shape: number[]; storedDtype: string }>> {
   const { out: o, io } = captureIO();
-  const code = await runCli(['forward', '--model', model, '--inputs', inputs, '--out', out, '--backend', backend], io);
+  const code = await runCli(['forward', '--model', model, '--inputs', inputs, '--out', out, '--backend', backend, ...extra], io);
   expect(o.stderr).toContain(`backend: ${backend}`);
+  const threads = extra[extra.indexOf('--threads') + 1];
+  if (threads !== undefined) expect(o.stderr).toContain(`, ${threads} thread${threads === '1' ? '' : 's'})`);
   expect(code, o.stderr).toBe(0);
   return (await readSafetensors(out)).tensors;
 }
@@ -102,9 +119,12 @@ describe('clip forward on HF CLIP repos', () => {
   it.each([
     { dir: 'clip-tiny', backend: 'cpu' },
     { dir: 'clip-tiny-gelu', backend: 'wasm' },
-  ])('$dir (CLIPModel) on $backend reproduces every output of io.safetensors within 1e-4', async ({ dir, backend }) => {
+    { dir: 'clip-tiny-gelu', backend: 'wasm', threads: '2' },
+    { dir: 'clip-tiny', backend: 'wasm', threads: '1' },
+  ])('$dir (CLIPModel) on $backend (threads: $threads) reproduces every output of io.safetensors within 1e-4', async ({ dir, backend, threads }) => {
     const io = path.join(FIXTURES, dir, 'io.safetensors');
-    const got = await runForward(path.join(FIXTURES, dir), io, path.join(tmp, `${dir}.safetensors`), backend);
+    const extra = threads === undefined ? [] : ['--threads', threads];
+    const got = await runForward(path.join(FIXTURES, dir), io, path.join(tmp, `${dir}-${threads ?? ''}.safetensors`), backend, extra);
     const want = (await readSafetensors(io)).tensors;
     expect([...got.keys()].sort()).toEqual([...CLIP_OUTPUTS].sort());
     for (const name of CLIP_OUTPUTS) {

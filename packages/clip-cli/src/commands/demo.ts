@@ -8,11 +8,12 @@ import { embedClassificationSet, formatResultsTable, resetRunDir, restrictClasse
 import type { CliIO } from '../cli.js';
 import { demoExperimentConfig, DEMO_TEMPLATES, FULL_DEMO, QUICK_DEMO, type DemoSettings } from '../support/demo-config.js';
 import { markdownTable, pct, progress, writeJson, jsonReplacer } from '../support/format.js';
-import { backendArg, positiveInt } from '../support/options.js';
+import { THREADS_HELP, backendArg, positiveInt, threadsArg } from '../support/options.js';
 
 export interface DemoOptions {
   quick?: boolean;
   backend?: BackendName;
+  threads?: number;
   out: string;
   epochs?: number;
   /** Programmatic overrides of the demo's settings (sizes, lr, ...); the CLI exposes only --epochs. */
@@ -51,7 +52,7 @@ export async function runDemo(opts: DemoOptions, io: CliIO): Promise<DemoResult>
   // A rerun replaces only what a run writes; files the user added to the directory stay.
   await resetRunDir(opts.out, { what: 'a demo run directory' });
   const backend = opts.backend ?? parseBackendName(process.env.CLIP_BACKEND ?? 'auto', 'CLIP_BACKEND');
-  const config = demoExperimentConfig(settings, opts.out, backend);
+  const config = { ...demoExperimentConfig(settings, opts.out, backend), threads: opts.threads };
   progress(
     io,
     `clip demo${opts.quick ? ' --quick' : ''}: training a CLIP from scratch on synthetic shapes ` +
@@ -151,6 +152,7 @@ export function registerDemo(program: Command, io: CliIO): void {
     .description('offline demo: train a small CLIP from scratch on synthetic shapes, then zero-shot on unseen colour–shape combinations')
     .option('--quick', 'a shortened run (under a minute; accuracy not meaningful)')
     .option('--backend <name>', 'tfjs backend (default: $CLIP_BACKEND or auto = fastest available)', backendArg)
+    .option('--threads <n>', THREADS_HELP, threadsArg)
     .option('--out <dir>', 'run directory (a rerun replaces the files an earlier demo run wrote there, nothing else)', 'runs/demo')
     .option('--epochs <n>', 'override the number of epochs', positiveInt('--epochs'))
     .option('--json', 'print the result as one JSON object on stdout instead of tables')

@@ -6,7 +6,7 @@ import { writeSafetensors } from '@clip-ts/core/node';
 import { CLIP, type Embeddings } from '@clip-ts/encoders';
 import type { CliIO } from '../cli.js';
 import { jsonReplacer, progress, writeJson } from '../support/format.js';
-import { backendArg, positiveInt } from '../support/options.js';
+import { THREADS_HELP, backendArg, threadsArg, positiveInt } from '../support/options.js';
 
 export interface EmbedOptions {
   checkpoint: string;
@@ -15,6 +15,7 @@ export interface EmbedOptions {
   out: string;
   batchSize?: number;
   backend?: BackendName;
+  threads?: number;
 }
 
 export interface EmbedResult {
@@ -38,7 +39,7 @@ export async function runEmbed(opts: EmbedOptions, io: CliIO): Promise<EmbedResu
   if (ext !== '.safetensors' && ext !== '.json') {
     throw new ValueError(`clip embed: --out ${opts.out}: the extension must be .safetensors or .json`);
   }
-  progress(io, describeBackend(await initBackend(opts.backend)));
+  progress(io, describeBackend(await initBackend(opts.backend, { threads: opts.threads })));
   const clip = await CLIP.fromPretrained(opts.checkpoint);
   let emb: Embeddings;
   const inputs = (hasImages ? opts.images : opts.texts) as string[];
@@ -74,6 +75,7 @@ export function registerEmbed(program: Command, io: CliIO): void {
     .requiredOption('--out <file>', 'output file: .safetensors (tensor "embeddings" [N, D]) or .json')
     .option('--batch-size <n>', 'inputs per forward pass', positiveInt('--batch-size'), 32)
     .option('--backend <name>', 'tfjs backend (default: $CLIP_BACKEND or auto)', backendArg)
+    .option('--threads <n>', THREADS_HELP, threadsArg)
     .option('--json', 'print the result as one JSON object on stdout')
     .action(async (o: EmbedOptions & { json?: boolean }) => {
       const result = await runEmbed(o, io);

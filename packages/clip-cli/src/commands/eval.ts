@@ -6,7 +6,7 @@ import type { CliIO } from '../cli.js';
 import { captionPickSeed, captionRetrieval, clipModelTask, evaluateCaptionSplit, fixedEpoch, splitMetricsFromLogs } from '@clip-ts/train';
 import { buildCaptionDataset } from '../support/datasets.js';
 import { markdownTable, num, pct, progress, writeJson } from '../support/format.js';
-import { backendArg, captionDatasetArg, positiveInt, zodArg, type CaptionDatasetKind } from '../support/options.js';
+import { THREADS_HELP, backendArg, threadsArg, captionDatasetArg, positiveInt, zodArg, type CaptionDatasetKind } from '../support/options.js';
 import { z } from 'zod';
 
 export interface EvalOptions {
@@ -23,6 +23,7 @@ export interface EvalOptions {
   /** k values of full-split Recall@K (default [1, 5, 10], as config eval.recallK). */
   recallK?: number[];
   backend?: BackendName;
+  threads?: number;
 }
 
 export interface EvalResult {
@@ -48,7 +49,7 @@ export interface EvalResult {
  * run's eval batch size, caption pick and seed, the numbers equal results.json's `test`.
  */
 export async function runEval(opts: EvalOptions, io: CliIO): Promise<EvalResult> {
-  const backend = await initBackend(opts.backend);
+  const backend = await initBackend(opts.backend, { threads: opts.threads });
   progress(io, describeBackend(backend));
   const dataset = buildCaptionDataset(opts.dataset, opts.root, opts.split);
   const ckpt = await CLIP.fromPretrained(opts.checkpoint);
@@ -120,6 +121,7 @@ export function registerEval(program: Command, io: CliIO): void {
     .option('--top-k <list>', 'in-batch k values, comma-separated (config eval.topK)', kList('--top-k'), [1, 5])
     .option('--recall-k <list>', 'full-split Recall@K k values, comma-separated (config eval.recallK)', kList('--recall-k'), [1, 5, 10])
     .option('--backend <name>', 'tfjs backend (default: $CLIP_BACKEND or auto)', backendArg)
+    .option('--threads <n>', THREADS_HELP, threadsArg)
     .option('--json', 'print the result as one JSON object on stdout')
     .action(async (o: EvalOptions & { json?: boolean }) => {
       const result = await runEval(o, io);

@@ -16,13 +16,14 @@ import { readSafetensors, writeSafetensors } from '@clip-ts/core/node';
 import { loadEncoderFromDir, loadHFCLIPModel, readJson } from '@clip-ts/encoders/node';
 import type { CliIO } from '../cli.js';
 import { clipForwardOutputs } from '../support/clip-forward.js';
-import { backendArg } from '../support/options.js';
+import { THREADS_HELP, backendArg, threadsArg } from '../support/options.js';
 
 interface ForwardOptions {
   model: string;
   inputs: string;
   out: string;
   backend?: BackendName;
+  threads?: number;
 }
 
 function input(tensors: Map<string, TensorData>, name: string, file: string, rank: number): tf.Tensor {
@@ -72,8 +73,9 @@ export function registerForward(program: Command, io: CliIO): void {
     .requiredOption('--inputs <file>', 'safetensors with pixel_values [B,C,H,W] and/or input_ids [B,L] (+ attention_mask); CLIP needs both')
     .requiredOption('--out <file>', 'safetensors file to write the outputs to (last_hidden_state, pooler_output; CLIP: text_embeds, image_embeds, logits_per_image, ...), as float32')
     .option('--backend <name>', 'tfjs backend (default $CLIP_BACKEND or auto)', backendArg)
+    .option('--threads <n>', THREADS_HELP, threadsArg)
     .action(async (opts: ForwardOptions) => {
-      io.stderr(`${describeBackend(await initBackend(opts.backend))}\n`);
+      io.stderr(`${describeBackend(await initBackend(opts.backend, { threads: opts.threads }))}\n`);
       const { tensors } = await readSafetensors(opts.inputs);
       const { value: config } = await readJson(path.join(opts.model, 'config.json'), {
         error: (m, o) => new CheckpointError(m, o),

@@ -18,7 +18,7 @@ import {
 import type { CliIO } from '../cli.js';
 import { buildProbeSplits } from '../support/probe-datasets.js';
 import { markdownTable, pct, progress, writeJson } from '../support/format.js';
-import { backendArg, positiveInt, probeDatasetArg, templateArg, zodArg, type ProbeDatasetKind } from '../support/options.js';
+import { THREADS_HELP, backendArg, threadsArg, positiveInt, probeDatasetArg, templateArg, zodArg, type ProbeDatasetKind } from '../support/options.js';
 
 export interface ProbeOptions {
   checkpoint: string;
@@ -35,6 +35,7 @@ export interface ProbeOptions {
   plotDir?: string;
   batchSize?: number;
   backend?: BackendName;
+  threads?: number;
 }
 
 export interface ProbeRow {
@@ -82,7 +83,7 @@ async function embed(ckpt: CLIP, ds: ClassificationDataset, batchSize: number, i
  * same embeddings. Owns and frees every tensor it makes.
  */
 export async function runProbe(opts: ProbeOptions, io: CliIO): Promise<ProbeCommandResult> {
-  const backend = await initBackend(opts.backend);
+  const backend = await initBackend(opts.backend, { threads: opts.threads });
   progress(io, describeBackend(backend));
   const splits = buildProbeSplits(opts.dataset, opts.root);
   const classNames = [...splits.test.classNames];
@@ -195,6 +196,7 @@ export function registerProbe(program: Command, io: CliIO): void {
     .option('--plot-dir <dir>', 'write the k-shot figure there (kshot.svg, kshot.png)')
     .option('--batch-size <n>', 'images per forward pass', positiveInt('--batch-size'), 64)
     .option('--backend <name>', 'tfjs backend (default: $CLIP_BACKEND or auto)', backendArg)
+    .option('--threads <n>', THREADS_HELP, threadsArg)
     .option('--json', 'print the result as one JSON object on stdout')
     .action(async (o: ProbeOptions & { json?: boolean }) => {
       const result = await runProbe(o, io);

@@ -3,12 +3,14 @@ import type { Command } from 'commander';
 import { applyOverrides, formatResultsTable, parseExperimentConfig, readConfigFile, RUN_CONFIG_FILE, runExperiment, TrainingError } from '@clip-ts/train';
 import type { CliIO } from '../cli.js';
 import { writeJson } from '../support/format.js';
+import { THREADS_HELP, threadsArg } from '../support/options.js';
 
 export interface TrainCommandOptions {
   config?: string;
   set: string[];
   resume?: string;
   json?: boolean;
+  threads?: number;
 }
 
 /**
@@ -19,7 +21,9 @@ export interface TrainCommandOptions {
 export async function runTrainCommand(o: TrainCommandOptions, io: CliIO): Promise<void> {
   if (!o.config && !o.resume) throw new TrainingError('clip train needs --config FILE (or --resume RUN_DIR to continue a run)');
   const file = o.config ?? path.join(o.resume as string, RUN_CONFIG_FILE);
-  const raw = applyOverrides(await readConfigFile(file), o.set);
+  const overridden = applyOverrides(await readConfigFile(file), o.set);
+  // --threads wins over the file's `threads` (validated with the rest of the config below).
+  const raw = o.threads === undefined ? overridden : { ...(overridden as object), threads: o.threads };
   const config = parseExperimentConfig(raw, file);
   const controller = new AbortController();
   // SIGTERM (schedulers, containers preempting) is handled like the first Ctrl-C: finish the step, write a
@@ -59,6 +63,7 @@ export function registerTrain(program: Command, io: CliIO): void {
     .option('--set <key=value>', 'override a config value, e.g. --set optim.lr=3e-4 (repeatable)', (v: string, prev: string[]) => [...prev, v], [] as string[])
     .option('--resume <runDir>', 'continue an interrupted or finished run from its last/ checkpoint')
     .option('--json', 'print the results as one JSON object on stdout')
+    .option('--threads <n>', THREADS_HELP, threadsArg)
     .action(async (o: TrainCommandOptions) => {
       await runTrainCommand(o, io);
     });

@@ -5,7 +5,7 @@ import type { CliIO } from '../cli.js';
 import { embedClassificationSet, scoreTemplates, type ZeroShotReport } from '@clip-ts/train';
 import { buildClassificationDataset } from '../support/datasets.js';
 import { confusionTable, markdownTable, pct, progress, writeJson } from '../support/format.js';
-import { backendArg, classificationDatasetArg, positiveInt, templateArg, type ClassificationDatasetKind } from '../support/options.js';
+import { THREADS_HELP, backendArg, threadsArg, classificationDatasetArg, positiveInt, templateArg, type ClassificationDatasetKind } from '../support/options.js';
 
 /** The reference's prompt experiment on CIFAR-10: bare class name, "a photo of a …", "a fuzzy photo of a …". */
 export const REFERENCE_TEMPLATES: readonly string[] = ['{}', 'a photo of a {}.', 'a fuzzy photo of a {}.'];
@@ -18,6 +18,7 @@ export interface ZeroshotOptions {
   template?: string[];
   batchSize?: number;
   backend?: BackendName;
+  threads?: number;
 }
 
 export interface ZeroshotResult extends ZeroShotReport {
@@ -28,7 +29,7 @@ export interface ZeroshotResult extends ZeroShotReport {
 }
 
 export async function runZeroshot(opts: ZeroshotOptions, io: CliIO): Promise<ZeroshotResult> {
-  const backend = await initBackend(opts.backend);
+  const backend = await initBackend(opts.backend, { threads: opts.threads });
   progress(io, describeBackend(backend));
   const dataset = buildClassificationDataset(opts.dataset, opts.root, opts.split);
   const templates = opts.template && opts.template.length > 0 ? opts.template : ['a photo of a {}.'];
@@ -78,6 +79,7 @@ export function registerZeroshot(program: Command, io: CliIO): void {
     .option('--template <text>', 'prompt template with {} for the class name; repeat for several (default "a photo of a {}.")', templateArg)
     .option('--batch-size <n>', 'images per forward pass', positiveInt('--batch-size'), 64)
     .option('--backend <name>', 'tfjs backend (default: $CLIP_BACKEND or auto)', backendArg)
+    .option('--threads <n>', THREADS_HELP, threadsArg)
     .option('--json', 'print the result as one JSON object on stdout')
     .action(async (o: ZeroshotOptions & { json?: boolean }) => {
       const result = await runZeroshot(o, io);

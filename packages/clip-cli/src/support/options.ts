@@ -1,6 +1,6 @@
 import { InvalidArgumentError } from 'commander';
 import { z } from 'zod';
-import { BACKEND_NAMES, type BackendName } from '@clip-ts/core';
+import { BACKEND_NAMES, parseThreadCount, type BackendName } from '@clip-ts/core';
 
 /**
  * Commander argument parsers backed by zod, so every flag is validated at the boundary and a bad value
@@ -24,6 +24,17 @@ export const backendArg = zodArg<BackendName>(
   '--backend',
   z.enum(BACKEND_NAMES, { message: `must be one of ${BACKEND_NAMES.join(', ')}` }),
 );
+
+/** `--threads N`: wasm backend threads, validated like $CLIP_WASM_THREADS. */
+export function threadsArg(value: string): number {
+  try {
+    return parseThreadCount(value, '--threads');
+  } catch (err) {
+    throw new InvalidArgumentError((err as Error).message);
+  }
+}
+
+export const THREADS_HELP = 'wasm backend threads (default: $CLIP_WASM_THREADS or every core; 1 = single-threaded)';
 
 /** Collect a repeatable option (`--template a --template b`) into an array. */
 export function collect(value: string, previous: string[] | undefined): string[] {
