@@ -2,12 +2,12 @@
 // hits both sides alike. Each measurement runs in its own process (bench/tasks.mjs, or
 // bench/pytorch_reference.py); a row whose requirement is missing says why instead of failing the bench.
 //
-//   node bench/run.mjs [--json] [--quick] [--only train,infer,pipeline,frozen,memory]
+//   node bench/run.mjs [--json] [--quick] [--only train,infer,pipeline,frozen,memory,threads]
 //     --json   also write bench/results.json (docs/benchmarks.md is generated from it: bench/render-doc.mjs)
 //     --quick  fewer repetitions (a smoke run; numbers are noisier)
 //     --merge  with --json and --only: replace just the re-measured rows in the existing bench/results.json
 import { execFileSync, spawn } from 'node:child_process';
-import { cpus, freemem, loadavg, platform, release, tmpdir, totalmem } from 'node:os';
+import { availableParallelism, cpus, freemem, loadavg, platform, release, tmpdir, totalmem } from 'node:os';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -83,6 +83,8 @@ const meta = {
   date: new Date().toISOString(),
   cpuModel: cpus()[0]?.model ?? 'unknown CPU',
   cpus: cpus().length,
+  // What the wasm rows run on unless a row says otherwise: initBackend's default ($CLIP_WASM_THREADS, else every core).
+  wasmThreads: process.env.CLIP_WASM_THREADS ?? String(availableParallelism()),
   memGiB: Math.round(totalmem() / 2 ** 30),
   freeMemGiB: Math.round(freemem() / 2 ** 30),
   os: `${platform()} ${release()}`,
@@ -127,7 +129,8 @@ if (want('train')) {
         ? `${Math.round(r.ms)} ms/step (${slow ? 'one step at batch 8, no warm-up, to fit the time budget' : `median of ${r.reps}`}), ` +
           `CPU time ${Math.round(r.cpuMs)} ms/step` +
           (refCpu ? ` vs PyTorch ${Math.round(refCpu)} ms` : '') +
-          `; optimizer ${r.optimizer}`
+          `; optimizer ${r.optimizer}` +
+          (r.threads !== undefined ? `; ${r.threads} wasm thread${r.threads === 1 ? '' : 's'}` : '')
         : undefined,
     });
   }
@@ -214,6 +217,35 @@ if (want('memory')) {
     id: 'memory-rss', name: `peak RSS over ${steps} training steps (wasm, batch 4)`, unit: 'MiB',
     ours: r.ok ? r.peakRssMiB : null, unavailable: why(r),
     note: r.ok ? `RSS ${r.rssBeforeMiB} MiB after the first step, ${r.rssAfterMiB} MiB at the end` : undefined,
+  });
+}
+
+if (want('threads')) {
+  // Same task, same process layout, only the wasm thread count differs: the threaded build's speed-up.
+  const n = Number(meta.wasmThreads);
+  const pair = async (task, args) => {
+    log(`wasm threads 1 vs ${n}: ${task}`);
+    const one = await node(task, ['--backend', 'wasm', '--threads', '1', ...args], 900);
+    const many = await node(task, ['--backend', 'wasm', '--threads', String(n), ...args], 900);
+    raw[`threads-${task}`] = { one, many };
+    return { one, many, err: why(one) ?? why(many) };
+  };
+  const mm = await pair('matmul', ['--reps', String(REPS + 2), '--warmup', '1']);
+  rows.push({
+    id: 'threads-matmul', name: `wasm threads 1 vs ${n}: 1024² matMul`, unit: 'GFLOP/s',
+    ours: mm.err ? null : mm.many.gflops, reference: mm.err ? null : mm.one.gflops,
+    ratio: mm.err ? null : mm.many.gflops / mm.one.gflops, unavailable: mm.err,
+    note: mm.err ? undefined : `reference column = 1 thread, clip-ts column = ${mm.many.threads} threads (XNNPACK pool; tfjs caps it at 8)`,
+  });
+  const tr = await pair('train', ['--reps', String(REPS), '--warmup', '1']);
+  rows.push({
+    id: 'threads-train', name: `wasm threads 1 vs ${n}: train step, small, batch 32`, unit: 'samples/s',
+    ours: tr.err ? null : tr.many.samplesPerS, reference: tr.err ? null : tr.one.samplesPerS,
+    ratio: tr.err ? null : tr.many.samplesPerS / tr.one.samplesPerS, unavailable: tr.err,
+    note: tr.err
+      ? undefined
+      : `reference column = 1 thread (${Math.round(tr.one.ms)} ms/step), clip-ts column = ${tr.many.threads} threads (${Math.round(tr.many.ms)} ms/step); ` +
+        `CPU time ${Math.round(tr.one.cpuMs)} vs ${Math.round(tr.many.cpuMs)} ms/step`,
   });
 }
 

@@ -49,6 +49,7 @@ export function machineLine(meta) {
   const load = (l) => (l ? l.map((x) => x.toFixed(2)).join(' / ') : '?');
   return (
     `${meta.cpuModel} × ${meta.cpus} logical CPUs, ${meta.memGiB} GiB RAM; ${meta.os}; Node ${meta.node}, ` +
+    (meta.wasmThreads ? `wasm backend on ${meta.wasmThreads} thread(s), ` : '') +
     `tfjs ${meta.tfjs}; ${meta.python ?? 'no python3 with torch'}. ` +
     `Load average (1/5/15 min) at start ${load(meta.loadStart)}, at end ${load(meta.loadEnd)}. ${meta.date}.`
   );

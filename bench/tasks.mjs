@@ -1,6 +1,7 @@
 // One bench measurement per process (so backends, heaps and peak RSS do not mix), run by bench/run.mjs:
-//   node bench/tasks.mjs <train|infer|memory|pipeline|frozen|profile> [--backend wasm] [--reps N] [--warmup N]
-//        [--batch N] [--dir DIR] [--steps N]
+//   node bench/tasks.mjs <train|infer|memory|pipeline|frozen|profile|matmul> [--backend wasm] [--reps N] [--warmup N]
+//        [--batch N] [--dir DIR] [--steps N] [--threads N]
+// --threads: wasm backend threads (default: initBackend's, i.e. $CLIP_WASM_THREADS or every core).
 // Prints one JSON object as its last stdout line. Uses the BUILT packages (dist), as a user would.
 import * as tf from '@tensorflow/tfjs-core';
 import { parseArgs } from 'node:util';
@@ -22,6 +23,7 @@ const { positionals, values: opt } = parseArgs({
     dir: { type: 'string' },
     budget: { type: 'string', default: '240' },
     resizer: { type: 'string', default: 'pillow' },
+    threads: { type: 'string' },
   },
 });
 const task = positionals[0];
@@ -105,7 +107,7 @@ async function timed(fn) {
 async function setup() {
   const core = await import('@clip-ts/core');
   await import('@clip-ts/encoders'); // registers the vit / distilbert towers
-  const info = await core.initBackend(opt.backend);
+  const info = await core.initBackend(opt.backend, opt.threads === undefined ? {} : { threads: core.parseThreadCount(opt.threads, '--threads') });
   return { core, info };
 }
 
@@ -176,7 +178,22 @@ const tasks = {
     const { info, step, optimizer } = await trainingStep();
     const batch = makeBatch(batchSize);
     const t = await timed(() => step(batch));
-    return { backend: info.tfBackend, optimizer: optimizer.name, batch: batchSize, samplesPerS: batchSize / (t.ms / 1000), ...t };
+    return { backend: info.tfBackend, threads: info.threads, optimizer: optimizer.name, batch: batchSize, samplesPerS: batchSize / (t.ms / 1000), ...t };
+  },
+
+  /** A plain 1024² · 1024² float32 product (XNNPACK's own path on wasm): the kernel rate, GFLOP/s. */
+  async matmul() {
+    const { info } = await setup();
+    const n = 1024;
+    const a = tf.randomNormal([n, n], 0, 1, 'float32', 1);
+    const b = tf.randomNormal([n, n], 0, 1, 'float32', 2);
+    const t = await timed(async () => {
+      const c = tf.matMul(a, b);
+      await c.data();
+      c.dispose();
+    });
+    tf.dispose([a, b]);
+    return { backend: info.tfBackend, threads: info.threads, n, gflops: (2 * n ** 3) / (t.ms / 1000) / 1e9, ...t };
   },
 
   async profile() {
