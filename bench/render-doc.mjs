@@ -33,7 +33,7 @@ npm run bench              # builds the packages, prints the table below
 npm run bench -- --json    # also writes bench/results.json
 node bench/render-doc.mjs  # regenerates this page from bench/results.json
 npm run bench -- --quick   # fewer repetitions: a smoke run
-npm run bench -- --only train,infer,pipeline,frozen,memory
+npm run bench -- --only train,infer,pipeline,frozen,memory,threads
 \`\`\`
 
 Every figure is the median of several timed repetitions after warm-up, each measurement in its own
