@@ -1,5 +1,4 @@
 import { builtinModules } from 'node:module';
-import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as esbuild from 'esbuild';
 import { beforeAll, describe, expect, it } from 'vitest';
