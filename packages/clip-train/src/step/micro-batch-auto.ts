@@ -109,6 +109,6 @@ export function chooseMicroBatch(batchSize: number, towers: ReadonlyArray<number
   const note = fits < 1 ? ` (even 1 row is estimated over the ${mb(left - budget.trainableBytes)} left: may not fit)` : '';
   return {
     microBatch,
-    reason: `${microBatch} rows of ${batchSize} (auto: ~${mb(worst)} of activations per row, ${mb(left - budget.trainableBytes)} left ${where} after weights, gradients and optimizer state)${note}`,
+    reason: `${microBatch} row${microBatch === 1 ? '' : 's'} of ${batchSize} (auto: ~${mb(worst)} of activations per row, ${mb(left - budget.trainableBytes)} left ${where} after weights, gradients and optimizer state)${note}`,
   };
 }
