@@ -155,7 +155,7 @@ export const OptimConfigSchema = z
     eps: z.number().positive().default(1e-8),
     /** Clip gradients to this global L2 norm. */
     clipGradNorm: z.number().positive().optional(),
-    /** Micro-batches averaged into each optimizer step. */
+    /** Batches averaged into each optimizer step (each with its own negatives; training.microBatch splits one batch exactly). */
     accumulation: positiveInt.default(1),
     // SGD only. Optional without defaults so the resolved config of an Adam run (config.json) is unchanged.
     /** SGD momentum factor (0: plain SGD). */
