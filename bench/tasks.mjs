@@ -1,6 +1,6 @@
 // One bench measurement per process (so backends, heaps and peak RSS do not mix), run by bench/run.mjs:
-//   node bench/tasks.mjs <train|infer|memory|pipeline|frozen|profile|matmul> [--backend wasm] [--reps N] [--warmup N]
-//        [--batch N] [--dir DIR] [--steps N] [--threads N]
+//   node bench/tasks.mjs <train|infer|memory|pipeline|frozen|profile|matmul|big-train|big-cache> [--backend wasm]
+//        [--reps N] [--warmup N] [--batch N] [--dir DIR] [--steps N] [--threads N] [--micro N] [--images N]
 // --threads: wasm backend threads (default: initBackend's, i.e. $CLIP_WASM_THREADS or every core).
 // Prints one JSON object as its last stdout line. Uses the BUILT packages (dist), as a user would.
 import * as tf from '@tensorflow/tfjs-core';
@@ -24,6 +24,8 @@ const { positionals, values: opt } = parseArgs({
     budget: { type: 'string', default: '240' },
     resizer: { type: 'string', default: 'pillow' },
     threads: { type: 'string' },
+    micro: { type: 'string' },
+    images: { type: 'string', default: '64' },
   },
 });
 const task = positionals[0];
@@ -45,6 +47,25 @@ export const SMALL = {
   text_config: {
     model_type: 'distilbert', dim: 192, n_layers: 4, n_heads: 3, hidden_dim: 768, vocab_size: 30522,
     dropout: 0, attention_dropout: 0,
+  },
+};
+/**
+ * The reference's towers at random weights: google/vit-base-patch16-224-in21k's and distilbert-base-uncased's
+ * HF configs (their architecture keys; dropouts as published), Linear 768→256 + LayerNorm heads.
+ */
+export const BIG = {
+  model_type: 'clip-ts',
+  projection_dim: 256,
+  projection_head: 'linear',
+  head_dropout: 0,
+  vision_config: {
+    model_type: 'vit', image_size: 224, patch_size: 16, num_channels: 3, hidden_size: 768, num_hidden_layers: 12,
+    num_attention_heads: 12, intermediate_size: 3072, hidden_act: 'gelu', layer_norm_eps: 1e-12,
+    hidden_dropout_prob: 0, attention_probs_dropout_prob: 0,
+  },
+  text_config: {
+    model_type: 'distilbert', vocab_size: 30522, max_position_embeddings: 512, dim: 768, n_layers: 6, n_heads: 12,
+    hidden_dim: 3072, activation: 'gelu', dropout: 0.1, attention_dropout: 0.1,
   },
 };
 const SEQ = 40;
@@ -173,7 +194,85 @@ async function trainingStep() {
   };
 }
 
+/** The wasm heap's size (it only grows, so this is its peak so far), or undefined on other backends. */
+function wasmHeapBytes() {
+  const b = tf.backend();
+  return b?.wasm?.HEAPU8?.length;
+}
+
+const mib = (bytes) => (bytes === undefined ? undefined : Math.round(bytes / 2 ** 20));
+
 const tasks = {
+  /** One training step of ViT-base/16 + DistilBERT-base at --batch (32), micro-batch auto (or --micro N). */
+  async 'big-train'() {
+    const { core, info } = await setup();
+    const train = await import('@clip-ts/train');
+    const model = core.CLIPModel.fromConfig(BIG, { seed: 0 });
+    const vars = model.trainableVariables();
+    const bytes = (vs) => 4 * vs.reduce((a, v) => a + v.size, 0);
+    const perRow = ['image', 'text'].map((kind) =>
+      train.activationBytesPerRow(train.transformerShape(kind === 'image' ? BIG.vision_config : BIG.text_config, kind, SEQ)));
+    const auto = train.chooseMicroBatch(batchSize, perRow, {
+      backend: info.name, weightBytes: bytes(model.namedVariables().map((nv) => nv.variable)), trainableBytes: bytes(vars), optimizerSlots: 2,
+    });
+    const micro = opt.micro ? Number(opt.micro) : auto.microBatch;
+    const optimizer = await makeOptimizer(model);
+    const spec = train.clipChunkedSpec(model, { vision: false, text: false }, 'diagonal');
+    const batch = { ...makeBatch(batchSize), indices: [...Array(batchSize).keys()], captions: [...Array(batchSize).keys()].map(String) };
+    const heapStart = wasmHeapBytes();
+    const heapAfterStepMiB = [];
+    let loss;
+    const t = await timed(async () => {
+      const { value, grads } = micro < batchSize
+        ? train.chunkedLossAndGrads(spec, batch, vars, micro)
+        : tf.variableGrads(() => model.loss(batch, { training: true }), vars);
+      optimizer.apply(grads);
+      tf.dispose(Object.values(grads));
+      loss = (await value.data())[0];
+      value.dispose();
+      if (!Number.isFinite(loss)) throw new Error(`loss is ${loss}`);
+      // The first step also allocates Adam's moments (2 × 608 MB): the second one is the steady state.
+      heapAfterStepMiB.push(mib(wasmHeapBytes()));
+    });
+    return {
+      backend: info.tfBackend, batch: batchSize, microBatch: micro, auto: auto.reason, optimizer: optimizer.name,
+      params: vars.reduce((a, v) => a + v.size, 0), loss, stepS: t.ms / 1000, ...t,
+      heapStartMiB: mib(heapStart), heapAfterStepMiB, peakHeapMiB: mib(wasmHeapBytes()), peakRssMiB: Math.round(process.resourceUsage().maxRSS / 1024),
+    };
+  },
+
+  /** Building the frozen-tower feature cache (JPEG decode → ViT-base; 5 captions each → DistilBERT-base). */
+  async 'big-cache'() {
+    const { core, info } = await setup();
+    const train = await import('@clip-ts/train');
+    const n = Number(opt.images);
+    const root = await mkdtemp(join(tmpdir(), 'clip-bench-bigcache-'));
+    try {
+      await writeFlickr8k(root, { train: n, dev: 1, test: 1 });
+      const data = { dataset: { kind: 'flickr8k', root, options: {} }, tokenizer: TOKENIZER, imageSize: 224, maxLength: SEQ };
+      const { tokenizer, imageProcessor } = await train.loadPreprocessing(data);
+      const { train: split } = await train.loadExperimentData(data);
+      const model = core.CLIPModel.fromConfig(BIG, { seed: 0 });
+      const t0 = performance.now();
+      const c0 = cpuMs();
+      const features = await train.loadOrComputeFeatures({
+        model, dataset: split, tokenizer, imageProcessor, maxLength: SEQ, dir: join(root, 'cache'), batchSize,
+      });
+      const s = (performance.now() - t0) / 1000;
+      // CPU seconds too: on a loaded machine they say what the wall clock cannot.
+      const cpuS = (cpuMs() - c0) / 1000;
+      features.dispose();
+      const imagesPerS = n / s;
+      // Flickr8k: 6000 train + 1000 val + 1000 test images, 5 captions each.
+      return {
+        backend: info.tfBackend, images: n, batch: batchSize, seconds: s, cpuS, imagesPerS, imagesPerCpuS: n / cpuS,
+        flickr8kMinutes: 8000 / imagesPerS / 60, peakHeapMiB: mib(wasmHeapBytes()), peakRssMiB: Math.round(process.resourceUsage().maxRSS / 1024),
+      };
+    } finally {
+      await rm(root, { recursive: true, force: true });
+    }
+  },
+
   async train() {
     const { info, step, optimizer } = await trainingStep();
     const batch = makeBatch(batchSize);

@@ -2,6 +2,7 @@
 // command-line app built on it is @clip-ts/cli.
 export * from './optim/index.js';
 export * from './trainer/index.js';
+export * from './step/index.js';
 export * from './callbacks/index.js';
 export * from './cache/index.js';
 export * from './config/index.js';

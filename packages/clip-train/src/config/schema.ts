@@ -155,7 +155,7 @@ export const OptimConfigSchema = z
     eps: z.number().positive().default(1e-8),
     /** Clip gradients to this global L2 norm. */
     clipGradNorm: z.number().positive().optional(),
-    /** Micro-batches averaged into each optimizer step. */
+    /** Batches averaged into each optimizer step (each with its own negatives; training.microBatch splits one batch exactly). */
     accumulation: positiveInt.default(1),
     // SGD only. Optional without defaults so the resolved config of an Adam run (config.json) is unchanged.
     /** SGD momentum factor (0: plain SGD). */
@@ -250,6 +250,16 @@ const ExperimentFields = z.strictObject({
   targets: z.enum(TARGET_MODES).default('auto'),
   schedule: ScheduleConfigSchema.default(ScheduleConfigSchema.parse({})),
   eval: EvalConfigSchema.default(EvalConfigSchema.parse({})),
+  training: z
+    .strictObject({
+      /**
+       * Rows per tower pass of the exact micro-batched step (same loss and gradients as the whole batch,
+       * unlike optim.accumulation): 'auto' picks the whole batch when its activations fit the backend's
+       * memory (wasm: 4 GB) next to the weights, gradients and optimizer state, else the largest chunk that does.
+       */
+      microBatch: z.union([positiveInt, z.literal('auto')]).default('auto'),
+    })
+    .default({ microBatch: 'auto' }),
   /** Frozen-tower feature cache: 'auto' uses it when both towers are frozen; false never. */
   featureCache: z
     .strictObject({ enabled: z.union([z.literal('auto'), z.literal(false)]).default('auto'), dir: z.string().min(1).optional() })

@@ -3,6 +3,7 @@ import type { CLIPModel } from '@clip-ts/core';
 import { CaptionLoader, type CaptionBatch } from '@clip-ts/data';
 import { cachedFeatureTask, CachedFeatureSource, loadOrComputeFeatures, towerFingerprint, type CachedFeatures } from '../cache/feature-cache.js';
 import type { BatchSource, TrainTask } from '../trainer/types.js';
+import { resolveMicroBatch } from '../step/micro-batch-config.js';
 import { clipModelTask, type FreezeResult } from './model.js';
 import type { RunContext, RunInputs } from './setup.js';
 
@@ -53,8 +54,11 @@ export async function buildPipeline(
   const valLoader = evalLoader(run, inputs, inputs.data.val, config.data.cacheImages);
   const useCache = frozen.visionFrozen && frozen.textFrozen && config.featureCache.enabled === 'auto';
   if (!useCache) {
+    const towers = { vision: frozen.visionFrozen, text: frozen.textFrozen };
+    const micro = resolveMicroBatch(config, model, towers, run.backend);
+    run.log(`micro-batch: ${micro.reason}`);
     const pipeline: Pipeline<CaptionBatch> = {
-      task: clipModelTask(model, { vision: frozen.visionFrozen, text: frozen.textFrozen }, config.targets),
+      task: clipModelTask(model, towers, config.targets, micro.microBatch < config.data.batchSize ? { microBatch: micro.microBatch } : {}),
       train: trainLoader,
       val: fixedEpoch(valLoader),
     };

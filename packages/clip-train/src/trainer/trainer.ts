@@ -13,7 +13,11 @@ export interface TrainerOptions<B> {
   callbacks?: Callback[];
   /** Clip gradients to this global L2 norm (torch's clip_grad_norm_); off when undefined. */
   clipGradNorm?: number;
-  /** Micro-batches whose gradients are averaged into one optimizer step (default 1). */
+  /**
+   * Batches whose gradients are averaged into one optimizer step (default 1). Each keeps its own in-batch
+   * negatives, so for a contrastive loss this is not the loss of one big batch; the task's lossAndGrads
+   * (training.microBatch) splits a batch exactly.
+   */
   accumulation?: number;
   /** k values of the in-batch top-k metrics (default [1, 5]). */
   topK?: number[];
@@ -176,7 +180,9 @@ export class Trainer<B> implements TrainerControl {
         await this.emit((cb) => cb.onBatchBegin(index, batchLogs));
         let lossValue: number;
         try {
-          const { value, grads } = tf.variableGrads(() => this.task.trainLoss(batch), variables);
+          const { value, grads } = this.task.lossAndGrads
+            ? this.task.lossAndGrads(batch, variables)
+            : tf.variableGrads(() => this.task.trainLoss(batch), variables);
           pending = accumulate(pending, grads, variables);
           lossValue = (await value.data())[0] as number;
           value.dispose();
