@@ -250,6 +250,16 @@ const ExperimentFields = z.strictObject({
     .strictObject({ enabled: z.union([z.literal('auto'), z.literal(false)]).default('auto'), dir: z.string().min(1).optional() })
     .default({ enabled: 'auto' }),
   output: z.strictObject({ runDir: z.string().min(1).default('runs/experiment') }).default({ runDir: 'runs/experiment' }),
+  /** How training runs. Optional without defaults so the resolved config of earlier runs is unchanged. */
+  training: z
+    .strictObject({
+      /**
+       * Data-parallel replicas (the main thread plus worker threads), each on its share of every batch;
+       * 'auto': every core on the wasm and cpu backends when the towers train, else 1. Default 1.
+       */
+      workers: z.union([z.number().int().min(1).max(256), z.literal('auto')]).optional(),
+    })
+    .optional(),
 });
 
 /** Without a pretrained CLIP the data config must name the tokenizer, and the image size defaults to the reference's. */

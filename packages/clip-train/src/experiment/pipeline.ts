@@ -1,9 +1,13 @@
 import * as path from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
 import type { CLIPModel } from '@clip-ts/core';
 import { CaptionLoader, type CaptionBatch } from '@clip-ts/data';
 import { cachedFeatureTask, CachedFeatureSource, loadOrComputeFeatures, towerFingerprint, type CachedFeatures } from '../cache/feature-cache.js';
 import type { BatchSource, TrainTask } from '../trainer/types.js';
 import { clipModelTask, type FreezeResult } from './model.js';
+import { ReplicaPool } from '../parallel/pool.js';
+import { parallelModelTask } from '../parallel/task.js';
+import { resolveWorkers } from '../parallel/workers.js';
 import type { RunContext, RunInputs } from './setup.js';
 
 /** What the Trainer runs on: a task and its train / validation batches, all of one batch type. */
@@ -53,8 +57,17 @@ export async function buildPipeline(
   const valLoader = evalLoader(run, inputs, inputs.data.val, config.data.cacheImages);
   const useCache = frozen.visionFrozen && frozen.textFrozen && config.featureCache.enabled === 'auto';
   if (!useCache) {
+    const towers = { vision: frozen.visionFrozen, text: frozen.textFrozen };
+    const replicas = resolveWorkers(config.training?.workers, { backend: tf.getBackend(), useCache, batchSize: config.data.batchSize });
+    let task = clipModelTask(model, towers, config.targets);
+    if (replicas > 1) {
+      const pool = await ReplicaPool.start(model, { replicas, maxBatch: config.data.batchSize, frozen: towers });
+      own(pool);
+      task = parallelModelTask(model, towers, pool, config.targets);
+      run.log(`data-parallel: ${replicas} replicas (main thread + ${replicas - 1} workers)`);
+    }
     const pipeline: Pipeline<CaptionBatch> = {
-      task: clipModelTask(model, { vision: frozen.visionFrozen, text: frozen.textFrozen }, config.targets),
+      task,
       train: trainLoader,
       val: fixedEpoch(valLoader),
     };
