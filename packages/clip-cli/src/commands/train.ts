@@ -9,6 +9,8 @@ export interface TrainCommandOptions {
   set: string[];
   resume?: string;
   json?: boolean;
+  /** training.workers: data-parallel replicas ('auto' or a count). */
+  workers?: string;
 }
 
 /**
@@ -19,7 +21,8 @@ export interface TrainCommandOptions {
 export async function runTrainCommand(o: TrainCommandOptions, io: CliIO): Promise<void> {
   if (!o.config && !o.resume) throw new TrainingError('clip train needs --config FILE (or --resume RUN_DIR to continue a run)');
   const file = o.config ?? path.join(o.resume as string, RUN_CONFIG_FILE);
-  const raw = applyOverrides(await readConfigFile(file), o.set);
+  // --workers is shorthand for --set training.workers=…, validated with the rest of the config.
+  const raw = applyOverrides(await readConfigFile(file), [...o.set, ...(o.workers === undefined ? [] : [`training.workers=${o.workers}`])]);
   const config = parseExperimentConfig(raw, file);
   const controller = new AbortController();
   // SIGTERM (schedulers, containers preempting) is handled like the first Ctrl-C: finish the step, write a
@@ -58,6 +61,7 @@ export function registerTrain(program: Command, io: CliIO): void {
     .option('--config <file>', 'experiment config (.json, .yaml)')
     .option('--set <key=value>', 'override a config value, e.g. --set optim.lr=3e-4 (repeatable)', (v: string, prev: string[]) => [...prev, v], [] as string[])
     .option('--resume <runDir>', 'continue an interrupted or finished run from its last/ checkpoint')
+    .option('--workers <n>', "data-parallel replicas (threads) for training: a count or 'auto' (= training.workers)")
     .option('--json', 'print the results as one JSON object on stdout')
     .action(async (o: TrainCommandOptions) => {
       await runTrainCommand(o, io);
