@@ -3,6 +3,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
 import { CLIPModel, initBackend } from '@clip-ts/core';
 import { readSafetensors } from '@clip-ts/core/node';
+import type { CaptionBatch } from '@clip-ts/data';
 import '@clip-ts/encoders';
 import { runExperiment } from '../src/experiment/index.js';
 import { clipModelTask } from '../src/experiment/model.js';
@@ -21,8 +22,8 @@ async function weights(dir: string): Promise<Map<string, Float32Array>> {
 }
 const workers = (c: ExperimentConfigInput, n: number): ExperimentConfigInput => ({ ...c, training: { workers: n } });
 const withDropout = (c: ExperimentConfigInput): ExperimentConfigInput => {
-  const vision = (c.model!.vision as { config: Record<string, unknown> }).config;
-  const text = (c.model!.text as { config: Record<string, unknown> }).config;
+  const vision = (c.model!.vision as { config: { model_type: string } }).config;
+  const text = (c.model!.text as { config: { model_type: string } }).config;
   return { ...c, model: { ...c.model!, head: 'mlp' as const, dropout: 0.2, vision: { config: { ...vision, hidden_dropout_prob: 0.1 } }, text: { config: { ...text, dropout: 0.1 } } } };
 };
 
@@ -106,11 +107,12 @@ describe('data-parallel training (runExperiment, training.workers)', () => {
       { seed: 1 },
     );
     const frozen = { vision: false, text: false };
-    const batch = () => ({
+    const batch = (): CaptionBatch => ({
       pixelValues: tf.randomNormal([5, 3, 16, 16], 0, 1, 'float32', 7) as tf.Tensor4D,
       inputIds: tf.tensor2d([1, 5, 6, 2, 0, 0, 1, 7, 2, 0, 0, 0, 1, 8, 9, 10, 2, 0, 1, 11, 2, 0, 0, 0, 1, 12, 13, 2, 0, 0], [5, 6], 'int32'),
       attentionMask: tf.tensor2d([1, 1, 1, 1, 0, 0, 1, 1, 1, 0, 0, 0, 1, 1, 1, 1, 1, 0, 1, 1, 1, 0, 0, 0, 1, 1, 1, 1, 0, 0], [5, 6], 'int32'),
       indices: [0, 1, 2, 3, 4],
+      captionIndices: [0, 0, 0, 0, 0],
       captions: ['a', 'b', 'c', 'd', 'e'],
     });
     const variables = model.trainableVariables();
