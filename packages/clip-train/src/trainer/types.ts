@@ -29,12 +29,6 @@ export interface EvalOutputs {
 export interface TrainTask<B> {
   /** Training loss of one batch (dropout on), a NEW scalar; called inside tf.variableGrads. */
   trainLoss(batch: B): tf.Scalar;
-  /**
-   * Optional: loss and gradients of one batch computed by the task itself (data-parallel replicas), as
-   * tf.variableGrads(() => trainLoss(batch), variables) would return them: NEW tensors the caller owns,
-   * grads keyed by variable name. Absent: the trainer differentiates trainLoss.
-   */
-  trainGrads?(batch: B, variables: tf.Variable[]): { value: tf.Scalar; grads: tf.NamedTensorMap };
   /** Loss and embeddings with training behaviour off; NEW tensors the caller owns. */
   evalOutputs(batch: B): EvalOutputs;
   /** Number of pairs in the batch (for weighting means). */
