@@ -18,6 +18,8 @@ import type { EvalOutputs, TrainTask } from '../trainer/types.js';
 import type { CaptionBatch } from '@clip-ts/data';
 import { loadModelDir, pretrainedDir } from './pretrained.js';
 import { batchPositives } from '../targets.js';
+import { chunkedLossAndGrads } from '../step/chunked-step.js';
+import { clipChunkedSpec } from '../step/clip-step.js';
 
 async function buildTower(kind: 'image' | 'text', spec: TowerSpec, seed: number): Promise<ImageEncoder | TextEncoder> {
   const where = kind === 'image' ? 'model.vision' : 'model.text';
@@ -147,20 +149,36 @@ export function applyFreeze(model: CLIPModel, freeze: ExperimentConfig['model'][
 
 /**
  * The plain training task: towers then heads. A frozen tower runs in inference mode (no dropout), like
- * the feature cache, so cached and uncached frozen training follow the same trajectory.
+ * the feature cache, so cached and uncached frozen training follow the same trajectory. With `microBatch`
+ * below a batch's size, its gradients come from the exact chunked step (step/chunked-step.ts): the same
+ * loss, with the towers' activations held for `microBatch` rows at a time.
  */
-export function clipModelTask(model: CLIPModel, frozen: { vision: boolean; text: boolean }, targets: TargetMode = 'auto'): TrainTask<CaptionBatch> {
+export function clipModelTask(
+  model: CLIPModel,
+  frozen: { vision: boolean; text: boolean },
+  targets: TargetMode = 'auto',
+  options: { microBatch?: number | undefined } = {},
+): TrainTask<CaptionBatch> {
+  const { microBatch } = options;
+  const spec = microBatch === undefined ? undefined : clipChunkedSpec(model, frozen, targets);
   const features = (b: CaptionBatch, training: boolean) => ({
     img: model.imageEncoder.encode(b.pixelValues, { training: training && !frozen.vision }),
     txt: model.textEncoder.encode({ inputIds: b.inputIds, attentionMask: b.attentionMask }, { training: training && !frozen.text }),
   });
+  const trainLoss = (b: CaptionBatch): tf.Scalar =>
+    tf.tidy(() => {
+      const { img, txt } = features(b, true);
+      const positives = batchPositives(targets, b);
+      return model.lossFromFeatures(img, txt, { training: true, ...(positives ? { positives } : {}) });
+    });
   return {
-    trainLoss: (b) =>
-      tf.tidy(() => {
-        const { img, txt } = features(b, true);
-        const positives = batchPositives(targets, b);
-        return model.lossFromFeatures(img, txt, { training: true, ...(positives ? { positives } : {}) });
-      }),
+    trainLoss,
+    ...(spec && microBatch !== undefined
+      ? {
+          lossAndGrads: (b: CaptionBatch, variables: readonly tf.Variable[]) =>
+            b.pixelValues.shape[0] > microBatch ? chunkedLossAndGrads(spec, b, variables, microBatch) : tf.variableGrads(() => trainLoss(b), [...variables]),
+        }
+      : {}),
     evalOutputs: (b): EvalOutputs =>
       tf.tidy(() => {
         const { img, txt } = features(b, false);

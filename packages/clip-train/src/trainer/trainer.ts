@@ -176,7 +176,9 @@ export class Trainer<B> implements TrainerControl {
         await this.emit((cb) => cb.onBatchBegin(index, batchLogs));
         let lossValue: number;
         try {
-          const { value, grads } = tf.variableGrads(() => this.task.trainLoss(batch), variables);
+          const { value, grads } = this.task.lossAndGrads
+            ? this.task.lossAndGrads(batch, variables)
+            : tf.variableGrads(() => this.task.trainLoss(batch), variables);
           pending = accumulate(pending, grads, variables);
           lossValue = (await value.data())[0] as number;
           value.dispose();

@@ -29,6 +29,12 @@ export interface EvalOutputs {
 export interface TrainTask<B> {
   /** Training loss of one batch (dropout on), a NEW scalar; called inside tf.variableGrads. */
   trainLoss(batch: B): tf.Scalar;
+  /**
+   * Optional: the training loss and its gradients w.r.t. `variables` (by name), as
+   * tf.variableGrads(() => trainLoss(batch), variables) would give them, computed some other way (the CLIP
+   * task's exact micro-batched step). The caller owns `value` and every gradient; called outside any tape.
+   */
+  lossAndGrads?(batch: B, variables: readonly tf.Variable[]): { value: tf.Scalar; grads: tf.NamedTensorMap };
   /** Loss and embeddings with training behaviour off; NEW tensors the caller owns. */
   evalOutputs(batch: B): EvalOutputs;
   /** Number of pairs in the batch (for weighting means). */
