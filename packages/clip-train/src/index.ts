@@ -2,6 +2,7 @@
 // command-line app built on it is @clip-ts/cli.
 export * from './optim/index.js';
 export * from './trainer/index.js';
+export * from './step/index.js';
 export * from './callbacks/index.js';
 export * from './cache/index.js';
 export * from './config/index.js';
@@ -11,3 +12,4 @@ export * from './evaluation/index.js';
 // (@clip-ts/encoders) reads it back.
 export { saveCheckpointAssets, DEFAULT_MAX_LENGTH } from './experiment/checkpoint-assets.js';
 export type { CheckpointAssets } from './experiment/checkpoint-assets.js';
+export * from './parallel/index.js';

@@ -126,7 +126,7 @@ describe('data-parallel training (runExperiment, training.workers)', () => {
         const ref = tf.variableGrads(() => plain.trainLoss(b), variables);
         const before = tf.memory().numTensors;
         for (let i = 0; i < 3; i++) {
-          const got = task.trainGrads!(b, variables);
+          const got = task.lossAndGrads!(b, variables);
           expect(got.value.dataSync()[0]).toBeCloseTo(ref.value.dataSync()[0]!, 5);
           for (const v of variables) {
             const x = ref.grads[v.name]!.dataSync();
@@ -145,20 +145,20 @@ describe('data-parallel training (runExperiment, training.workers)', () => {
         const bad = await ReplicaPool.start(model, { replicas: 2, maxBatch: 8, frozen, timeoutMs: 15_000, fault: { replica: 1, step: 1, kind } });
         try {
           const b = batch();
-          const ok = bad.trainGrads(b, variables, undefined);
+          const ok = bad.lossAndGrads(b, variables, undefined);
           tf.dispose([ok.value, ...Object.values(ok.grads)]);
           const before = tf.memory().numTensors;
           const started = Date.now();
           const err = (() => {
             try {
-              bad.trainGrads(b, variables, undefined);
+              bad.lossAndGrads(b, variables, undefined);
             } catch (e) {
               return e;
             }
           })();
           expect(err).toBeInstanceOf(ParallelError);
           expect((err as Error).message).toMatch(kind === 'throw' ? /replica 1, step 1: injected fault/ : /replica 1 exited/);
-          expect(() => bad.trainGrads(b, variables, undefined)).toThrow(/failed earlier/);
+          expect(() => bad.lossAndGrads(b, variables, undefined)).toThrow(/failed earlier/);
           expect(Date.now() - started).toBeLessThan(10_000);
           expect(tf.memory().numTensors).toBe(before);
           tf.dispose([b.pixelValues, b.inputIds, b.attentionMask]);

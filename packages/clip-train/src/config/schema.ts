@@ -245,21 +245,27 @@ const ExperimentFields = z.strictObject({
   targets: z.enum(TARGET_MODES).default('auto'),
   schedule: ScheduleConfigSchema.default(ScheduleConfigSchema.parse({})),
   eval: EvalConfigSchema.default(EvalConfigSchema.parse({})),
+  training: z
+    .strictObject({
+      /**
+       * Rows per tower pass of the exact micro-batched step (same loss and gradients as the whole batch,
+       * unlike optim.accumulation): 'auto' picks the whole batch when its activations fit the backend's
+       * memory (wasm: 4 GB) next to the weights, gradients and optimizer state, else the largest chunk that does.
+       */
+      microBatch: z.union([positiveInt, z.literal('auto')]).default('auto'),
+      /**
+       * Data-parallel replicas (the main thread plus worker threads), each on its share of every batch;
+       * 'auto': every core on the wasm and cpu backends when the towers train, else 1. Default 1. Optional
+       * without a default so the resolved config of earlier runs is unchanged.
+       */
+      workers: z.union([z.number().int().min(1).max(256), z.literal('auto')]).optional(),
+    })
+    .default({ microBatch: 'auto' }),
   /** Frozen-tower feature cache: 'auto' uses it when both towers are frozen; false never. */
   featureCache: z
     .strictObject({ enabled: z.union([z.literal('auto'), z.literal(false)]).default('auto'), dir: z.string().min(1).optional() })
     .default({ enabled: 'auto' }),
   output: z.strictObject({ runDir: z.string().min(1).default('runs/experiment') }).default({ runDir: 'runs/experiment' }),
-  /** How training runs. Optional without defaults so the resolved config of earlier runs is unchanged. */
-  training: z
-    .strictObject({
-      /**
-       * Data-parallel replicas (the main thread plus worker threads), each on its share of every batch;
-       * 'auto': every core on the wasm and cpu backends when the towers train, else 1. Default 1.
-       */
-      workers: z.union([z.number().int().min(1).max(256), z.literal('auto')]).optional(),
-    })
-    .optional(),
 });
 
 /** Without a pretrained CLIP the data config must name the tokenizer, and the image size defaults to the reference's. */

@@ -1,9 +1,9 @@
 import * as path from 'node:path';
-import * as tf from '@tensorflow/tfjs-core';
 import type { CLIPModel } from '@clip-ts/core';
 import { CaptionLoader, type CaptionBatch } from '@clip-ts/data';
 import { cachedFeatureTask, CachedFeatureSource, loadOrComputeFeatures, towerFingerprint, type CachedFeatures } from '../cache/feature-cache.js';
 import type { BatchSource, TrainTask } from '../trainer/types.js';
+import { resolveMicroBatch } from '../step/micro-batch-config.js';
 import { clipModelTask, type FreezeResult } from './model.js';
 import { ReplicaPool } from '../parallel/pool.js';
 import { parallelModelTask } from '../parallel/task.js';
@@ -58,13 +58,19 @@ export async function buildPipeline(
   const useCache = frozen.visionFrozen && frozen.textFrozen && config.featureCache.enabled === 'auto';
   if (!useCache) {
     const towers = { vision: frozen.visionFrozen, text: frozen.textFrozen };
-    const replicas = resolveWorkers(config.training?.workers, { backend: tf.getBackend(), useCache, batchSize: config.data.batchSize });
-    let task = clipModelTask(model, towers, config.targets);
+    const replicas = resolveWorkers(config.training.workers, { backend: run.backend, useCache, batchSize: config.data.batchSize });
+    let task: TrainTask<CaptionBatch>;
     if (replicas > 1) {
+      // Each replica runs its whole shard under one tape: micro-batching is not combined with replicas
+      // yet, so every shard's activations must fit in memory.
       const pool = await ReplicaPool.start(model, { replicas, maxBatch: config.data.batchSize, frozen: towers });
       own(pool);
       task = parallelModelTask(model, towers, pool, config.targets);
       run.log(`data-parallel: ${replicas} replicas (main thread + ${replicas - 1} workers)`);
+    } else {
+      const micro = resolveMicroBatch(config, model, towers, run.backend);
+      run.log(`micro-batch: ${micro.reason}`);
+      task = clipModelTask(model, towers, config.targets, micro.microBatch < config.data.batchSize ? { microBatch: micro.microBatch } : {});
     }
     const pipeline: Pipeline<CaptionBatch> = {
       task,

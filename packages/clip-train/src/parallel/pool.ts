@@ -169,7 +169,7 @@ export class ReplicaPool {
    * Returns NEW tensors the caller owns: the loss (of the whole batch) and one gradient per variable,
    * keyed by variable name as tf.variableGrads does.
    */
-  trainGrads(batch: PoolBatch, variables: readonly tf.Variable[], positives: Float32Array | undefined): { value: tf.Scalar; grads: tf.NamedTensorMap } {
+  lossAndGrads(batch: PoolBatch, variables: readonly tf.Variable[], positives: Float32Array | undefined): { value: tf.Scalar; grads: tf.NamedTensorMap } {
     if (this.closed) throw new ParallelError('the replica pool is closed');
     const failed = Atomics.load(this.control.ctrl, CTRL.FAILED);
     if (failed !== 0) throw new ParallelError('a replica failed earlier; the pool cannot continue');

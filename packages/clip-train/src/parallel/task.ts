@@ -12,9 +12,9 @@ export function parallelModelTask(model: CLIPModel, frozen: { vision: boolean; t
   const plain = clipModelTask(model, frozen, targets);
   return {
     ...plain,
-    trainGrads: (batch, variables) => {
+    lossAndGrads: (batch, variables) => {
       const mask = positiveMask(targets, batch.indices, batch.captions);
-      return pool.trainGrads(batch, variables, mask ? Float32Array.from(mask) : undefined);
+      return pool.lossAndGrads(batch, variables, mask ? Float32Array.from(mask) : undefined);
     },
   };
 }

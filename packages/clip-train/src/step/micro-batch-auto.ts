@@ -1,0 +1,114 @@
+import { totalmem } from 'node:os';
+import type { EncoderConfig } from '@clip-ts/core';
+
+/**
+ * `training.microBatch: 'auto'`: the largest chunk whose tower activations fit next to the weights,
+ * gradients and optimizer state. Estimated from the tower configs, not measured, so it costs nothing at
+ * start-up; the coefficients are fitted to tfjs' gradient tape (tf.profile peakBytes of a ViT / DistilBERT
+ * training forward+backward on the cpu backend, five shapes) and overestimate those by 5–35% (a term for the pixels covers small images).
+ */
+
+/** What the activation estimate needs from a transformer tower. */
+export interface TowerShape {
+  /** Tokens per row (patches + [CLS] for a ViT, the caption length for a text tower). */
+  seq: number;
+  hidden: number;
+  layers: number;
+  heads: number;
+  intermediate: number;
+  /** Input values per row the patch embedding reads (3·H·W for images; 0 for token ids). */
+  pixels: number;
+}
+
+const num = (c: EncoderConfig, ...keys: string[]): number | undefined => {
+  for (const k of keys) {
+    const v = (c as Record<string, unknown>)[k];
+    if (typeof v === 'number' && Number.isFinite(v) && v > 0) return v;
+  }
+  return undefined;
+};
+
+/**
+ * The shape of a transformer tower from its HF config (ViT / CLIP vision: image_size, patch_size; BERT-like
+ * text towers: `textSeq` tokens), or undefined when the config does not describe one (e.g. a CNN).
+ */
+export function transformerShape(config: EncoderConfig, kind: 'image' | 'text', textSeq: number): TowerShape | undefined {
+  const hidden = num(config, 'hidden_size', 'dim');
+  const layers = num(config, 'num_hidden_layers', 'n_layers');
+  const heads = num(config, 'num_attention_heads', 'n_heads');
+  if (hidden === undefined || layers === undefined || heads === undefined) return undefined;
+  const intermediate = num(config, 'intermediate_size', 'hidden_dim') ?? 4 * hidden;
+  let seq = textSeq;
+  let pixels = 0;
+  if (kind === 'image') {
+    const size = (config as Record<string, unknown>).image_size;
+    const side = typeof size === 'number' ? [size, size] : Array.isArray(size) ? (size as number[]) : undefined;
+    const patch = num(config, 'patch_size');
+    if (!side || patch === undefined) return undefined;
+    seq = Math.floor((side[0] as number) / patch) * Math.floor((side[1] as number) / patch) + 1;
+    pixels = 3 * (side[0] as number) * (side[1] as number);
+  }
+  return { seq, hidden, layers, heads, intermediate, pixels };
+}
+
+/** float32 bytes one row keeps alive for the backward pass through `s` (see the module comment). */
+export function activationBytesPerRow(s: TowerShape): number {
+  const perLayer = 106 * s.seq * s.hidden + 9.4 * s.seq * s.intermediate + 17.2 * s.heads * s.seq * s.seq;
+  // The patch embedding's input, its patch layout and their gradients: a few copies of the pixels.
+  return 4 * (s.layers * perLayer + 12 * s.pixels);
+}
+
+/** wasm32's address space: the whole tfjs heap (weights, gradients, optimizer state, activations) lives in it. */
+export const WASM_HEAP_BYTES = 4 * 1024 ** 3;
+
+export interface BudgetInput {
+  backend: string;
+  /** float32 bytes of every weight of the model. */
+  weightBytes: number;
+  /** float32 bytes of the weights that train. */
+  trainableBytes: number;
+  /** Optimizer tensors per trained weight (Adam: 2, SGD with momentum: 1, plain SGD: 0). */
+  optimizerSlots: number;
+  /** Memory the backend can use; default: the wasm heap on wasm, else 85% of the machine's RAM. */
+  capacity?: number;
+}
+
+/** Bytes left for activations once weights, gradients and optimizer state are in place (may be ≤ 0). */
+export function activationBudget(i: BudgetInput): number {
+  const capacity = i.capacity ?? (i.backend === 'wasm' ? WASM_HEAP_BYTES : 0.85 * totalmem());
+  // 10% of the heap is kept for fragmentation and the batch's inputs.
+  return 0.9 * capacity - i.weightBytes - i.trainableBytes * (1 + i.optimizerSlots);
+}
+
+export interface MicroBatchChoice {
+  microBatch: number;
+  /** One line for the run log: what was chosen and why. */
+  reason: string;
+}
+
+const mb = (bytes: number): string => `${Math.round(bytes / 1024 ** 2)} MB`;
+
+/**
+ * The micro-batch for a batch of `batchSize` rows. `towers` holds the activation bytes per row of each
+ * TRAINED tower (undefined: unknown shape). The whole batch runs both towers' tapes at once; a chunked step
+ * runs one tower's tape at a time for `microBatch` rows but holds one more set of gradients (the running sum).
+ */
+export function chooseMicroBatch(batchSize: number, towers: ReadonlyArray<number | undefined>, budget: BudgetInput): MicroBatchChoice {
+  const where = `on ${budget.backend}`;
+  if (towers.length === 0) return { microBatch: batchSize, reason: `whole batch (${batchSize}): no tower trains` };
+  if (towers.some((t) => t === undefined)) return { microBatch: batchSize, reason: `whole batch (${batchSize}): cannot estimate a tower's activations from its config` };
+  const perRow = towers as number[];
+  const left = activationBudget(budget);
+  const whole = perRow.reduce((a, b) => a + b, 0);
+  if (batchSize * whole <= left) {
+    return { microBatch: batchSize, reason: `whole batch (${batchSize}): ~${mb(batchSize * whole)} of activations fit in ${mb(left)} ${where}` };
+  }
+  const worst = Math.max(...perRow);
+  const fits = Math.floor((left - budget.trainableBytes) / worst);
+  const microBatch = Math.max(1, Math.min(batchSize - 1, fits));
+  const note = fits < 1 ? ` (even 1 row is estimated over the ${mb(left - budget.trainableBytes)} left: may not fit)` : '';
+  return {
+    microBatch,
+    reason: `${microBatch} rows of ${batchSize} (auto: ~${mb(worst)} of activations per row, ${mb(left - budget.trainableBytes)} left ${where} after weights, gradients and optimizer state)${note}`,
+  };
+}

@@ -1,0 +1,87 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { describe, expect, it } from 'vitest';
+import { createImageEncoder, initBackend, type EncoderConfig } from '@clip-ts/core';
+import '@clip-ts/encoders';
+import { parseExperimentConfig } from '../src/config/load.js';
+import { runExperiment } from '../src/experiment/index.js';
+import { activationBudget, activationBytesPerRow, chooseMicroBatch, transformerShape, WASM_HEAP_BYTES } from '../src/step/micro-batch-auto.js';
+import { tinyConfig } from './helpers/tiny-config.js';
+import { useTmpDirs } from './helpers/tmp-dirs.js';
+
+const tmpDir = useTmpDirs('clip-micro-');
+const quiet = { stdout: () => {}, stderr: () => {} };
+
+// The reference's towers, from their HF configs.
+const VIT_BASE = { model_type: 'vit', hidden_size: 768, num_hidden_layers: 12, num_attention_heads: 12, intermediate_size: 3072, image_size: 224, patch_size: 16 };
+const DISTILBERT_BASE = { model_type: 'distilbert', dim: 768, n_layers: 6, n_heads: 12, hidden_dim: 3072 };
+
+describe("training.microBatch: 'auto'", () => {
+  it('reads the tower shapes from ViT and DistilBERT configs; a config without them is unknown', () => {
+    expect(transformerShape(VIT_BASE, 'image', 40)).toEqual({ seq: 197, hidden: 768, layers: 12, heads: 12, intermediate: 3072, pixels: 3 * 224 * 224 });
+    expect(transformerShape(DISTILBERT_BASE, 'text', 40)).toEqual({ seq: 40, hidden: 768, layers: 6, heads: 12, intermediate: 3072, pixels: 0 });
+    expect(transformerShape({ model_type: 'resnet', hidden_sizes: [64] } as EncoderConfig, 'image', 40)).toBeUndefined();
+  });
+
+  it('the estimate bounds what the tfjs tape really holds per row (tf.profile), by at most 2×', async () => {
+    await initBackend('cpu');
+    const config = { model_type: 'vit', hidden_size: 32, num_hidden_layers: 2, num_attention_heads: 2, intermediate_size: 128, image_size: 32, patch_size: 4, hidden_dropout_prob: 0.1, attention_probs_dropout_prob: 0.1 };
+    const enc = createImageEncoder(config, { seed: 1 });
+    const vars = enc.trainableVariables();
+    const peak = async (rows: number) => {
+      const x = tf.randomNormal([rows, 3, 32, 32]) as tf.Tensor4D;
+      const info = await tf.profile(() => {
+        const { value, grads } = tf.variableGrads(() => tf.sum(enc.encode(x, { training: true })) as tf.Scalar, vars);
+        tf.dispose([value, ...Object.values(grads)]);
+      });
+      x.dispose();
+      return info.peakBytes;
+    };
+    const measured = ((await peak(8)) - (await peak(4))) / 4;
+    const estimate = activationBytesPerRow(transformerShape(config, 'image', 0)!);
+    expect(estimate).toBeGreaterThanOrEqual(measured);
+    expect(estimate).toBeLessThanOrEqual(2 * measured);
+    enc.dispose();
+  });
+
+  it('keeps the whole batch when it fits, else the largest chunk that does (at least 1 row)', () => {
+    const small = { backend: 'wasm', weightBytes: 1e6, trainableBytes: 1e6, optimizerSlots: 2 };
+    expect(chooseMicroBatch(32, [1e6, 1e6], small).microBatch).toBe(32);
+    const left = activationBudget(small);
+    expect(left).toBeCloseTo(0.9 * WASM_HEAP_BYTES - 4e6);
+    // Each tower alone needs left/5 per row (with the gradient sum): 4 rows of one tower fit, 32 of both do not.
+    const perRow = (left - small.trainableBytes) / 4.5;
+    const choice = chooseMicroBatch(32, [perRow, perRow / 2], small);
+    expect(choice.microBatch).toBe(4);
+    expect(choice.reason).toMatch(/^4 rows of 32 \(auto: .* on wasm/);
+    expect(chooseMicroBatch(32, [1e12], small).microBatch).toBe(1);
+    expect(chooseMicroBatch(32, [undefined], small).microBatch).toBe(32);
+  });
+
+  it('ViT-base/16 + DistilBERT-base at batch 32 with Adam on wasm does not run as one batch', () => {
+    const weights = 152e6 * 4;
+    const choice = chooseMicroBatch(
+      32,
+      [activationBytesPerRow(transformerShape(VIT_BASE, 'image', 40)!), activationBytesPerRow(transformerShape(DISTILBERT_BASE, 'text', 40)!)],
+      { backend: 'wasm', weightBytes: weights, trainableBytes: weights, optimizerSlots: 2 },
+    );
+    expect(choice.microBatch).toBeLessThan(32);
+  });
+
+  it('the config takes a number or auto (default), nothing else', () => {
+    expect(parseExperimentConfig(tinyConfig('x')).training.microBatch).toBe('auto');
+    expect(parseExperimentConfig(tinyConfig('x', { training: { microBatch: 3 } })).training.microBatch).toBe(3);
+    expect(() => parseExperimentConfig(tinyConfig('x', { training: { microBatch: 0 } }))).toThrow(/training\.microBatch/);
+  });
+
+  it('a run with training.microBatch 3 trains like the whole batch (dropout 0), and says so in its log', async () => {
+    const lines: string[] = [];
+    const io = { stdout: () => {}, stderr: (t: string) => lines.push(t) };
+    const before = tf.memory().numTensors;
+    const whole = await runExperiment(tinyConfig(await tmpDir(), { schedule: { epochs: 1 } }), { io: quiet });
+    const micro = await runExperiment(tinyConfig(await tmpDir(), { schedule: { epochs: 1 }, training: { microBatch: 3 } }), { io });
+    expect(tf.memory().numTensors).toBe(before);
+    expect(lines.join('')).toMatch(/micro-batch: 3 rows of 8 \(training\.microBatch\)/);
+    const loss = (r: typeof whole) => r.history.map((h) => [h.loss, h.val_loss]).flat() as number[];
+    loss(micro).forEach((v, i) => expect(v).toBeCloseTo(loss(whole)[i] as number, 4));
+  });
+});
