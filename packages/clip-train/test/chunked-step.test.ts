@@ -14,7 +14,7 @@ type Dropouts = { vision: number; text: number };
 
 async function tinyModel(loss: 'clip' | 'siglip', dropout: Dropouts): Promise<CLIPModel> {
   const base = tinyConfig('unused');
-  const model = base.model as { vision: { config: object }; text: { config: object } };
+  const model = base.model as { vision: { config: { model_type: string } }; text: { config: { model_type: string } } };
   const input: ExperimentConfigInput = {
     ...base,
     loss,
