@@ -137,6 +137,21 @@ if (want('train')) {
         : undefined,
     });
   }
+  // Data-parallel scaling: the same small step on 1 and 2 replicas (worker_threads), same run.
+  const scaling = {};
+  for (const workers of [1, 2]) {
+    log(`train step: wasm, ${workers} replica(s)`);
+    scaling[workers] = await node('train-parallel', ['--backend', 'wasm', '--workers', String(workers), '--reps', String(REPS), '--warmup', '1'], 900);
+    raw[`train-parallel-${workers}`] = scaling[workers];
+  }
+  const [s1, s2] = [scaling[1], scaling[2]];
+  const speedup = s1.ok && s2.ok ? s2.samplesPerS / s1.samplesPerS : null;
+  rows.push({
+    id: 'train-scaling-wasm', name: 'train step, small, batch 32 — tfjs wasm, 2 replicas vs 1 (training.workers)', unit: '×',
+    ours: speedup, reference: null, target: '≥ 1.7×', met: speedup === null ? undefined : speedup >= 1.7,
+    unavailable: s1.ok ? why(s2) : why(s1),
+    note: speedup === null ? undefined : `${Math.round(s1.ms)} → ${Math.round(s2.ms)} ms/step (medians of ${s1.reps} / ${s2.reps}); machine has ${cpus().length} cores`,
+  });
   log('train step: per-kernel profile (wasm)');
   const p = await node('profile', ['--backend', 'wasm'], 600);
   if (p.ok) profile = p;

@@ -1,6 +1,7 @@
 // One bench measurement per process (so backends, heaps and peak RSS do not mix), run by bench/run.mjs:
-//   node bench/tasks.mjs <train|infer|memory|pipeline|frozen|profile|matmul|big-train|big-cache> [--backend wasm]
-//        [--reps N] [--warmup N] [--batch N] [--dir DIR] [--steps N] [--threads N] [--micro N] [--images N]
+//   node bench/tasks.mjs <train|train-parallel|infer|memory|pipeline|frozen|profile|matmul|big-train|big-cache>
+//        [--backend wasm] [--reps N] [--warmup N] [--batch N] [--dir DIR] [--steps N] [--threads N] [--workers N]
+//        [--micro N] [--images N]
 // --threads: wasm backend threads (default: initBackend's, i.e. $CLIP_WASM_THREADS or every core).
 // Prints one JSON object as its last stdout line. Uses the BUILT packages (dist), as a user would.
 import * as tf from '@tensorflow/tfjs-core';
@@ -20,6 +21,7 @@ const { positionals, values: opt } = parseArgs({
     warmup: { type: 'string', default: '1' },
     batch: { type: 'string', default: '32' },
     steps: { type: 'string', default: '50' },
+    workers: { type: 'string', default: '1' },
     dir: { type: 'string' },
     budget: { type: 'string', default: '240' },
     resizer: { type: 'string', default: 'pillow' },
@@ -293,6 +295,31 @@ const tasks = {
     });
     tf.dispose([a, b]);
     return { backend: info.tfBackend, threads: info.threads, n, gflops: (2 * n ** 3) / (t.ms / 1000) / 1e9, ...t };
+  },
+
+  /** The small training step over `--workers` data-parallel replicas (1: the plain step), for the scaling row. */
+  async 'train-parallel'() {
+    const replicas = Number(opt.workers);
+    const { core, info } = await setup();
+    const train = await import('@clip-ts/train');
+    const model = core.CLIPModel.fromConfig(SMALL, { seed: 0 });
+    const optimizer = await makeOptimizer(model);
+    const vars = model.trainableVariables();
+    const pool = replicas > 1 ? await train.ReplicaPool.start(model, { replicas, maxBatch: batchSize, frozen: { vision: false, text: false } }) : null;
+    const batch = makeBatch(batchSize);
+    try {
+      const t = await timed(async () => {
+        const { value, grads } = pool ? pool.lossAndGrads(batch, vars, undefined) : tf.variableGrads(() => model.loss(batch, { training: true }), vars);
+        optimizer.apply(grads);
+        tf.dispose(Object.values(grads));
+        const v = (await value.data())[0];
+        value.dispose();
+        if (!Number.isFinite(v)) throw new Error(`loss is ${v}`);
+      });
+      return { backend: info.tfBackend, workers: replicas, batch: batchSize, samplesPerS: batchSize / (t.ms / 1000), ...t };
+    } finally {
+      pool?.close();
+    }
   },
 
   async profile() {

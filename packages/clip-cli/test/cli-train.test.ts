@@ -24,13 +24,14 @@ describe('clip train', () => {
     expect(io.out()).toMatch(/^\| Metric +\| Value +\|/);
     expect(io.out()).toMatch(/Text→image Recall@5/);
     expect(io.err()).toMatch(/epoch 1\/1/);
-    // Resume the finished 1-epoch run to 2 epochs, as JSON.
+    // Resume the finished 1-epoch run to 2 epochs, as JSON, on 2 data-parallel replicas.
     const io2 = captureIO();
-    expect(await runCli(['train', '--resume', runDir, '--set', 'schedule.epochs=2', '--json'], io2)).toBe(0);
+    expect(await runCli(['train', '--resume', runDir, '--set', 'schedule.epochs=2', '--workers', '2', '--json'], io2)).toBe(0);
     const r = JSON.parse(io2.out()) as Results;
     expect(r.epochs).toBe(2);
     expect(r.history).toHaveLength(2);
     expect(io2.err()).toMatch(/resumed from .* at epoch 2/);
+    expect(io2.err()).toMatch(/data-parallel: 2 replicas/);
   });
 
   it('an invalid config exits 2 and lists every bad key with its path', async () => {
@@ -38,10 +39,11 @@ describe('clip train', () => {
     const file = path.join(dir, 'bad.json');
     await fs.writeFile(file, JSON.stringify({ ...tinyConfig(dir), optim: { lr: 'fast' }, colour: 'red' }));
     const io = captureIO();
-    expect(await runCli(['train', '--config', file, '--set', 'schedule.epochs=0'], io)).toBe(2);
+    expect(await runCli(['train', '--config', file, '--set', 'schedule.epochs=0', '--workers', 'all'], io)).toBe(2);
     expect(io.err()).toContain('bad.json');
     expect(io.err()).toMatch(/optim\.lr: /);
     expect(io.err()).toMatch(/schedule\.epochs: /);
+    expect(io.err()).toMatch(/training\.workers: /);
     expect(io.err()).toMatch(/Unrecognized key.*colour/);
     const io2 = captureIO();
     expect(await runCli(['train'], io2)).toBe(2);

@@ -12,3 +12,4 @@ export * from './evaluation/index.js';
 // (@clip-ts/encoders) reads it back.
 export { saveCheckpointAssets, DEFAULT_MAX_LENGTH } from './experiment/checkpoint-assets.js';
 export type { CheckpointAssets } from './experiment/checkpoint-assets.js';
+export * from './parallel/index.js';

@@ -11,6 +11,8 @@ export interface TrainCommandOptions {
   resume?: string;
   json?: boolean;
   threads?: number;
+  /** training.workers: data-parallel replicas ('auto' or a count). */
+  workers?: string;
 }
 
 /**
@@ -21,7 +23,8 @@ export interface TrainCommandOptions {
 export async function runTrainCommand(o: TrainCommandOptions, io: CliIO): Promise<void> {
   if (!o.config && !o.resume) throw new TrainingError('clip train needs --config FILE (or --resume RUN_DIR to continue a run)');
   const file = o.config ?? path.join(o.resume as string, RUN_CONFIG_FILE);
-  const overridden = applyOverrides(await readConfigFile(file), o.set);
+  // --workers is shorthand for --set training.workers=…, validated with the rest of the config.
+  const overridden = applyOverrides(await readConfigFile(file), [...o.set, ...(o.workers === undefined ? [] : [`training.workers=${o.workers}`])]);
   // --threads wins over the file's `threads` (validated with the rest of the config below).
   const raw = o.threads === undefined ? overridden : { ...(overridden as object), threads: o.threads };
   const config = parseExperimentConfig(raw, file);
@@ -62,6 +65,7 @@ export function registerTrain(program: Command, io: CliIO): void {
     .option('--config <file>', 'experiment config (.json, .yaml)')
     .option('--set <key=value>', 'override a config value, e.g. --set optim.lr=3e-4 (repeatable)', (v: string, prev: string[]) => [...prev, v], [] as string[])
     .option('--resume <runDir>', 'continue an interrupted or finished run from its last/ checkpoint')
+    .option('--workers <n>', "data-parallel replicas (threads) for training: a count or 'auto' (= training.workers)")
     .option('--json', 'print the results as one JSON object on stdout')
     .option('--threads <n>', THREADS_HELP, threadsArg)
     .action(async (o: TrainCommandOptions) => {

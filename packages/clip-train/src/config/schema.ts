@@ -258,6 +258,12 @@ const ExperimentFields = z.strictObject({
        * memory (wasm: 4 GB) next to the weights, gradients and optimizer state, else the largest chunk that does.
        */
       microBatch: z.union([positiveInt, z.literal('auto')]).default('auto'),
+      /**
+       * Data-parallel replicas (the main thread plus worker threads), each on its share of every batch;
+       * 'auto': every core on the wasm and cpu backends when the towers train, else 1. Default 1. Optional
+       * without a default so the resolved config of earlier runs is unchanged.
+       */
+      workers: z.union([z.number().int().min(1).max(256), z.literal('auto')]).optional(),
     })
     .default({ microBatch: 'auto' }),
   /** Frozen-tower feature cache: 'auto' uses it when both towers are frozen; false never. */

@@ -5,6 +5,9 @@ import { cachedFeatureTask, CachedFeatureSource, loadOrComputeFeatures, towerFin
 import type { BatchSource, TrainTask } from '../trainer/types.js';
 import { resolveMicroBatch } from '../step/micro-batch-config.js';
 import { clipModelTask, type FreezeResult } from './model.js';
+import { ReplicaPool } from '../parallel/pool.js';
+import { parallelModelTask } from '../parallel/task.js';
+import { resolveWorkers } from '../parallel/workers.js';
 import type { RunContext, RunInputs } from './setup.js';
 
 /** What the Trainer runs on: a task and its train / validation batches, all of one batch type. */
@@ -55,10 +58,22 @@ export async function buildPipeline(
   const useCache = frozen.visionFrozen && frozen.textFrozen && config.featureCache.enabled === 'auto';
   if (!useCache) {
     const towers = { vision: frozen.visionFrozen, text: frozen.textFrozen };
-    const micro = resolveMicroBatch(config, model, towers, run.backend);
-    run.log(`micro-batch: ${micro.reason}`);
+    const replicas = resolveWorkers(config.training.workers, { backend: run.backend, useCache, batchSize: config.data.batchSize });
+    let task: TrainTask<CaptionBatch>;
+    if (replicas > 1) {
+      // Each replica runs its whole shard under one tape: micro-batching is not combined with replicas
+      // yet, so every shard's activations must fit in memory.
+      const pool = await ReplicaPool.start(model, { replicas, maxBatch: config.data.batchSize, frozen: towers });
+      own(pool);
+      task = parallelModelTask(model, towers, pool, config.targets);
+      run.log(`data-parallel: ${replicas} replicas (main thread + ${replicas - 1} workers)`);
+    } else {
+      const micro = resolveMicroBatch(config, model, towers, run.backend);
+      run.log(`micro-batch: ${micro.reason}`);
+      task = clipModelTask(model, towers, config.targets, micro.microBatch < config.data.batchSize ? { microBatch: micro.microBatch } : {});
+    }
     const pipeline: Pipeline<CaptionBatch> = {
-      task: clipModelTask(model, towers, config.targets, micro.microBatch < config.data.batchSize ? { microBatch: micro.microBatch } : {}),
+      task,
       train: trainLoader,
       val: fixedEpoch(valLoader),
     };

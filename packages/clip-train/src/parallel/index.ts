@@ -1,0 +1,4 @@
+export * from './errors.js';
+export * from './pool.js';
+export * from './task.js';
+export * from './workers.js';
