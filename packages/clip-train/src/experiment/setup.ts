@@ -1,4 +1,5 @@
 import * as path from 'node:path';
+import { availableParallelism } from 'node:os';
 import { describeBackend, initBackend, Rng, type CaptionTokenizer, type ImageProcessor } from '@clip-ts/core';
 import { parseExperimentConfig } from '../config/load.js';
 import type { ExperimentConfig, ExperimentConfigInput } from '../config/schema.js';
@@ -38,7 +39,8 @@ export async function prepareRun(
   const config = parseExperimentConfig(input);
   const runDir = o.runDir ?? config.output.runDir;
   const log = (line: string) => o.io.stderr(`${line}\n`);
-  const backend = await initBackend(config.backend, config.threads === undefined ? {} : { threads: config.threads });
+  const threads = config.threads ?? threadsPerReplica(config.training.workers);
+  const backend = await initBackend(config.backend, threads === undefined ? {} : { threads });
   log(describeBackend(backend));
   return {
     config,
@@ -76,4 +78,14 @@ export async function loadInputs(run: RunContext, given: { tokenizer?: CaptionTo
   const data = await loadExperimentData(config.data);
   run.log(`data: ${config.data.dataset.kind} — train ${data.train.length}, val ${data.val.length}, test ${data.test.length} images`);
   return { tokenizer: given.tokenizer ?? pre.tokenizer, imageProcessor, data, tokenizerDir: pre.tokenizerDir, hfAssets };
+}
+
+/**
+ * Data-parallel replicas already use the cores, so each one's wasm gets the cores left to it (the replicas'
+ * own threads plus wasm threads would oversubscribe them). Undefined: initBackend's default.
+ */
+function threadsPerReplica(workers: ExperimentConfig['training']['workers']): number | undefined {
+  if (workers === undefined || workers === 1) return undefined;
+  const replicas = workers === 'auto' ? availableParallelism() : workers;
+  return Math.max(1, Math.floor(availableParallelism() / replicas));
 }

@@ -25,7 +25,8 @@ process.on('exit', () => {
 });
 
 async function start(): Promise<{ model: CLIPModel; byName: Map<string, tf.Variable>; trainable: Set<string> }> {
-  await initBackend(init.backend as AnyBackendName);
+  // One wasm thread per replica: main chose the replica count to fill the cores.
+  await initBackend(init.backend as AnyBackendName, { threads: 1 });
   const model = CLIPModel.fromConfig(init.modelConfig, { source: `replica ${init.replica}` });
   const byName = new Map(model.namedVariables().map((nv) => [nv.name, nv.variable] as const));
   readVariables(init.weightsLayout, byName, init.weights);
