@@ -1,7 +1,8 @@
 import * as path from 'node:path';
 import type { CLIPModel } from '@clip-ts/core';
 import { CaptionLoader, type CaptionBatch } from '@clip-ts/data';
-import { cachedFeatureTask, CachedFeatureSource, loadOrComputeFeatures, towerFingerprint, type CachedFeatures } from '../cache/feature-cache.js';
+import { cachedFeatureTask, CachedFeatureSource, loadOrComputeFeatures, towerFingerprint, type CachedFeatures, type FeatureBatch } from '../cache/feature-cache.js';
+import { distillTask, type TeacherEmbeddings } from '../distill/index.js';
 import type { BatchSource, TrainTask } from '../trainer/types.js';
 import { clipModelTask, type FreezeResult } from './model.js';
 import type { RunContext, RunInputs } from './setup.js';
@@ -37,9 +38,16 @@ export function evalLoader(run: RunContext, inputs: RunInputs, dataset: RunInput
   });
 }
 
+/** distill: the teacher's embeddings (borrowed) and the weight of its term. */
+export interface PipelineDistill {
+  teacher: TeacherEmbeddings;
+  weight: number;
+}
+
 /**
  * With both towers frozen (and the cache allowed) training runs on cached tower features; otherwise on
- * caption batches through the towers. `own` receives the cached features, which the run disposes.
+ * caption batches through the towers. `own` receives the cached features, which the run disposes. With
+ * `distill` the training loss gains the teacher's term (validation keeps the plain loss).
  */
 export async function buildPipeline(
   run: RunContext,
@@ -48,13 +56,26 @@ export async function buildPipeline(
   frozen: FreezeResult,
   trainLoader: CaptionLoader,
   own: (d: { dispose(): void }) => void,
+  distill?: PipelineDistill,
 ): Promise<{ useCache: boolean; withPipeline: AnyPipeline }> {
   const { config } = run;
   const valLoader = evalLoader(run, inputs, inputs.data.val, config.data.cacheImages);
   const useCache = frozen.visionFrozen && frozen.textFrozen && config.featureCache.enabled === 'auto';
   if (!useCache) {
+    const task = clipModelTask(model, { vision: frozen.visionFrozen, text: frozen.textFrozen }, config.targets);
     const pipeline: Pipeline<CaptionBatch> = {
-      task: clipModelTask(model, { vision: frozen.visionFrozen, text: frozen.textFrozen }, config.targets),
+      task: distill
+        ? distillTask(task, {
+            model,
+            ...distill,
+            targets: config.targets,
+            // As clipModelTask's training loss: a frozen tower runs in inference mode, the heads train.
+            embed: (b) => ({
+              img: model.projectImageFeatures(model.imageEncoder.encode(b.pixelValues, { training: !frozen.visionFrozen }), { training: true }),
+              txt: model.projectTextFeatures(model.textEncoder.encode({ inputIds: b.inputIds, attentionMask: b.attentionMask }, { training: !frozen.textFrozen }), { training: true }),
+            }),
+          })
+        : task,
       train: trainLoader,
       val: fixedEpoch(valLoader),
     };
@@ -73,6 +94,8 @@ export async function buildPipeline(
   };
   const trainF = await features(inputs.data.train);
   const valF = await features(inputs.data.val);
-  const pipeline = { task: cachedFeatureTask(model, config.targets), train: new CachedFeatureSource(trainF, trainLoader), val: new CachedFeatureSource(valF, valLoader, 0) };
+  const task = cachedFeatureTask(model, config.targets);
+  const embed = (b: FeatureBatch) => ({ img: model.projectImageFeatures(b.imageFeatures, { training: true }), txt: model.projectTextFeatures(b.textFeatures, { training: true }) });
+  const pipeline = { task: distill ? distillTask(task, { model, ...distill, targets: config.targets, embed }) : task, train: new CachedFeatureSource(trainF, trainLoader), val: new CachedFeatureSource(valF, valLoader, 0) };
   return { useCache, withPipeline: (use) => use(pipeline) };
 }

@@ -29,6 +29,8 @@ export interface Results {
   trainBatchSize: number;
   /** Best epoch's validation metrics. */
   val: SplitMetrics | null;
+  /** With training.ema: the averaged weights' validation metrics at the best epoch (best/ema). */
+  emaVal?: SplitMetrics;
   test: (SplitMetrics & { retrieval: { images: number; captions: number; recall: RecallAtK[] } }) | null;
   history: Logs[];
   wallSeconds: number;

@@ -10,7 +10,7 @@ import { claimRunDir } from './run-dir.js';
 import type { RunContext } from './setup.js';
 
 /** Keys whose change makes a checkpoint unusable for resuming (what was trained, on what, how). */
-const RESUME_KEYS = ['seed', 'model', 'data', 'optim', 'loss', 'targets'] as const;
+const RESUME_KEYS = ['seed', 'model', 'data', 'optim', 'loss', 'targets', 'distill', 'training'] as const;
 /** What a run directory written before a key existed meant by its absence. */
 const ABSENT_MEANS: Partial<Record<(typeof RESUME_KEYS)[number], unknown>> = { loss: 'clip', targets: 'auto' };
 
