@@ -7,7 +7,7 @@ import { readSafetensors } from '@clip-ts/core/node';
 import { CLIP } from '@clip-ts/encoders';
 import { Callback, EmaCallback } from '../src/callbacks/index.js';
 import { ModelEma } from '../src/ema/index.js';
-import { runExperiment } from '../src/experiment/index.js';
+import { formatResultsTable, runExperiment } from '../src/experiment/index.js';
 import { AdamOptimizer, buildParamGroups } from '../src/optim/index.js';
 import { Trainer } from '../src/trainer/index.js';
 import { FakeClip, FakePairs, fakeTask } from './helpers/fake-clip.js';
@@ -135,6 +135,7 @@ describe('training.ema in runExperiment', () => {
       expect(h).toHaveProperty('ema_val_top1');
     }
     expect(straight.emaVal?.loss).toBe(straight.history[straight.bestEpoch - 1]!.ema_val_loss);
+    expect(formatResultsTable(straight)).toMatch(new RegExp(`EMA weights \\(epoch ${straight.bestEpoch}, best/ema\\) *\\| ${straight.emaVal!.loss.toFixed(4)}`));
     expect(await fs.readFile(path.join(a, 'history.csv'), 'utf8')).toMatch(/ema_val_loss/);
     const clip = await CLIP.fromPretrained(path.join(a, 'best', 'ema'));
     const emb = await clip.embedTexts(['a red circle']);
