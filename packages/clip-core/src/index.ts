@@ -27,6 +27,7 @@ export {
 } from './safetensors.js';
 export * from './loss.js';
 export * from './siglip-loss.js';
+export * from './distill-loss.js';
 export * from './loss-targets.js';
 export * from './state-dict.js';
 export * from './projection-head.js';

@@ -5,6 +5,8 @@ export * from './trainer/index.js';
 export * from './step/index.js';
 export * from './callbacks/index.js';
 export * from './cache/index.js';
+export * from './ema/index.js';
+export * from './distill/index.js';
 export * from './config/index.js';
 export * from './experiment/index.js';
 export * from './evaluation/index.js';

@@ -166,6 +166,8 @@ export interface FeatureBatch {
   textFeatures: tf.Tensor2D;
   /** Dataset index of each row (as CaptionBatch.indices). */
   indices: number[];
+  /** Which of the image's captions each row uses (as CaptionBatch.captionIndices). */
+  captionIndices: number[];
   /** Caption text of each row (as CaptionBatch.captions). */
   captions: string[];
 }
@@ -200,7 +202,7 @@ export class CachedFeatureSource implements BatchSource<FeatureBatch> {
         imageFeatures: tf.gather(this.features.imageFeatures, tf.tensor1d(indices, 'int32')) as tf.Tensor2D,
         textFeatures: tf.gather(this.features.textFeatures, tf.tensor1d(rows, 'int32')) as tf.Tensor2D,
       }));
-      yield { ...tensors, indices, captions };
+      yield { ...tensors, indices, captionIndices: picks, captions };
     }
   }
 }

@@ -7,3 +7,4 @@ export * from './history-logger.js';
 export * from './progress.js';
 export * from './loss-plot.js';
 export * from './warmup-cosine.js';
+export * from './ema.js';

@@ -228,6 +228,22 @@ export const EvalConfigSchema = z.strictObject({
   recallK: z.array(positiveInt).min(1).default([1, 5, 10]),
 });
 
+/** Distillation from a teacher CLIP (open_clip's DistillClipLoss); see docs/training.md. */
+const DistillSchema = z.strictObject({
+  /** The teacher: a CLIP checkpoint directory (HF CLIPModel or clip-ts, e.g. a run's best/) or a Hub id. */
+  teacher: z.string().min(1),
+  /** Weight of the distillation term added to the CLIP loss (open_clip: 1). */
+  weight: z.number().min(0).default(1),
+});
+
+/** EMA of the weights (timm's ModelEmaV2, with ModelEmaV3's update_after_step as warmupSteps). */
+const EmaSchema = z.strictObject({
+  /** Weight of the old average per optimizer step. */
+  decay: z.number().gt(0).lt(1).default(0.999),
+  /** Optimizer steps 1..warmupSteps copy the weights instead of averaging them. */
+  warmupSteps: z.number().int().min(0).default(0),
+});
+
 const ExperimentFields = z.strictObject({
   /** Seeds every random source: weight init, shuffles, caption picks, dropout. */
   seed: z.number().int().min(0).max(2 ** 32 - 1).default(42),
@@ -249,6 +265,8 @@ const ExperimentFields = z.strictObject({
    */
   targets: z.enum(TARGET_MODES).default('auto'),
   schedule: ScheduleConfigSchema.default(ScheduleConfigSchema.parse({})),
+  /** Add a teacher CLIP's soft targets to the CLIP loss (needs loss: clip). */
+  distill: DistillSchema.optional(),
   eval: EvalConfigSchema.default(EvalConfigSchema.parse({})),
   training: z
     .strictObject({
@@ -264,6 +282,8 @@ const ExperimentFields = z.strictObject({
        * without a default so the resolved config of earlier runs is unchanged.
        */
       workers: z.union([z.number().int().min(1).max(256), z.literal('auto')]).optional(),
+      /** Keep an exponential moving average of the weights, validated and checkpointed (best/ema, last/ema) beside them. */
+      ema: EmaSchema.optional(),
     })
     .default({ microBatch: 'auto' }),
   /** Frozen-tower feature cache: 'auto' uses it when both towers are frozen; false never. */
@@ -277,6 +297,9 @@ const ExperimentFields = z.strictObject({
 export const ExperimentConfigSchema = ExperimentFields.superRefine((c, ctx) => {
   if (!('pretrained' in c.model) && c.data.tokenizer === undefined) {
     ctx.addIssue({ code: 'custom', path: ['data', 'tokenizer'], message: 'required (a tokenizer.json or a directory holding one) unless model.pretrained provides it' });
+  }
+  if (c.distill && c.loss !== 'clip') {
+    ctx.addIssue({ code: 'custom', path: ['distill'], message: `distillation adds to the CLIP softmax loss (open_clip's DistillClipLoss); it cannot be combined with loss: ${c.loss}` });
   }
 }).transform((c) => ('pretrained' in c.model || c.data.imageSize !== undefined ? c : { ...c, data: { ...c.data, imageSize: 224 } }));
 

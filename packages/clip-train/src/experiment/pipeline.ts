@@ -1,7 +1,8 @@
 import * as path from 'node:path';
 import type { CLIPModel } from '@clip-ts/core';
 import { CaptionLoader, type CaptionBatch } from '@clip-ts/data';
-import { cachedFeatureTask, CachedFeatureSource, loadOrComputeFeatures, towerFingerprint, type CachedFeatures } from '../cache/feature-cache.js';
+import { cachedFeatureTask, CachedFeatureSource, loadOrComputeFeatures, towerFingerprint, type CachedFeatures, type FeatureBatch } from '../cache/feature-cache.js';
+import { distillTask, type TeacherEmbeddings } from '../distill/index.js';
 import type { BatchSource, TrainTask } from '../trainer/types.js';
 import { resolveMicroBatch } from '../step/micro-batch-config.js';
 import { clipModelTask, type FreezeResult } from './model.js';
@@ -41,9 +42,16 @@ export function evalLoader(run: RunContext, inputs: RunInputs, dataset: RunInput
   });
 }
 
+/** distill: the teacher's embeddings (borrowed) and the weight of its term. */
+export interface PipelineDistill {
+  teacher: TeacherEmbeddings;
+  weight: number;
+}
+
 /**
  * With both towers frozen (and the cache allowed) training runs on cached tower features; otherwise on
- * caption batches through the towers. `own` receives the cached features, which the run disposes.
+ * caption batches through the towers. `own` receives the cached features, which the run disposes. With
+ * `distill` the training loss gains the teacher's term (validation keeps the plain loss).
  */
 export async function buildPipeline(
   run: RunContext,
@@ -52,25 +60,42 @@ export async function buildPipeline(
   frozen: FreezeResult,
   trainLoader: CaptionLoader,
   own: (d: { dispose(): void }) => void,
+  distill?: PipelineDistill,
 ): Promise<{ useCache: boolean; withPipeline: AnyPipeline }> {
   const { config } = run;
   const valLoader = evalLoader(run, inputs, inputs.data.val, config.data.cacheImages);
   const useCache = frozen.visionFrozen && frozen.textFrozen && config.featureCache.enabled === 'auto';
   if (!useCache) {
     const towers = { vision: frozen.visionFrozen, text: frozen.textFrozen };
-    const replicas = resolveWorkers(config.training.workers, { backend: run.backend, useCache, batchSize: config.data.batchSize });
     let task: TrainTask<CaptionBatch>;
-    if (replicas > 1) {
-      // Each replica runs its whole shard under one tape: micro-batching is not combined with replicas
-      // yet, so every shard's activations must fit in memory.
-      const pool = await ReplicaPool.start(model, { replicas, maxBatch: config.data.batchSize, frozen: towers });
-      own(pool);
-      task = parallelModelTask(model, towers, pool, config.targets);
-      run.log(`data-parallel: ${replicas} replicas (main thread + ${replicas - 1} workers)`);
+    if (distill) {
+      // The teacher's term needs the whole batch's student logits under one tape: no replicas or micro-batches.
+      const plain = clipModelTask(model, towers, config.targets);
+      task = distillTask(plain, {
+        model,
+        ...distill,
+        targets: config.targets,
+        // As clipModelTask's training loss: a frozen tower runs in inference mode, the heads train.
+        embed: (b) => ({
+          img: model.projectImageFeatures(model.imageEncoder.encode(b.pixelValues, { training: !frozen.visionFrozen }), { training: true }),
+          txt: model.projectTextFeatures(model.textEncoder.encode({ inputIds: b.inputIds, attentionMask: b.attentionMask }, { training: !frozen.textFrozen }), { training: true }),
+        }),
+      });
+      run.log('distillation: whole-batch step (training.workers and training.microBatch do not apply)');
     } else {
-      const micro = resolveMicroBatch(config, model, towers, run.backend);
-      run.log(`micro-batch: ${micro.reason}`);
-      task = clipModelTask(model, towers, config.targets, micro.microBatch < config.data.batchSize ? { microBatch: micro.microBatch } : {});
+      const replicas = resolveWorkers(config.training.workers, { backend: run.backend, useCache, batchSize: config.data.batchSize });
+      if (replicas > 1) {
+        // Each replica runs its whole shard under one tape: micro-batching is not combined with replicas
+        // yet, so every shard's activations must fit in memory.
+        const pool = await ReplicaPool.start(model, { replicas, maxBatch: config.data.batchSize, frozen: towers });
+        own(pool);
+        task = parallelModelTask(model, towers, pool, config.targets);
+        run.log(`data-parallel: ${replicas} replicas (main thread + ${replicas - 1} workers)`);
+      } else {
+        const micro = resolveMicroBatch(config, model, towers, run.backend);
+        run.log(`micro-batch: ${micro.reason}`);
+        task = clipModelTask(model, towers, config.targets, micro.microBatch < config.data.batchSize ? { microBatch: micro.microBatch } : {});
+      }
     }
     const pipeline: Pipeline<CaptionBatch> = {
       task,
@@ -92,6 +117,8 @@ export async function buildPipeline(
   };
   const trainF = await features(inputs.data.train);
   const valF = await features(inputs.data.val);
-  const pipeline = { task: cachedFeatureTask(model, config.targets), train: new CachedFeatureSource(trainF, trainLoader), val: new CachedFeatureSource(valF, valLoader, 0) };
+  const task = cachedFeatureTask(model, config.targets);
+  const embed = (b: FeatureBatch) => ({ img: model.projectImageFeatures(b.imageFeatures, { training: true }), txt: model.projectTextFeatures(b.textFeatures, { training: true }) });
+  const pipeline = { task: distill ? distillTask(task, { model, ...distill, targets: config.targets, embed }) : task, train: new CachedFeatureSource(trainF, trainLoader), val: new CachedFeatureSource(valF, valLoader, 0) };
   return { useCache, withPipeline: (use) => use(pipeline) };
 }

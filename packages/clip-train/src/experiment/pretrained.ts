@@ -44,6 +44,9 @@ export async function saveModelDir(model: CLIPModel, dir: string, assets?: HFCLI
   else await saveCLIPModel(model, dir);
 }
 
+/** The data settings that override a pretrained CLIP's own preprocessing (none: its own files). */
+export type PreprocessingOverrides = Pick<ExperimentConfig['data'], 'tokenizer' | 'imageProcessor' | 'imageSize'>;
+
 /** What an HF CLIP checkpoint carries besides weights: the tokenizer files and preprocessor_config.json. */
 export interface HFCLIPAssets {
   tokenizerDir: string;
@@ -51,7 +54,7 @@ export interface HFCLIPAssets {
 }
 
 /** The directory whose tokenizer files a run uses: data.tokenizer when given (a dir, or the dir of its tokenizer.json), else the pretrained repo. */
-async function tokenizerDirOf(data: ExperimentConfig['data'], repo: string): Promise<string> {
+async function tokenizerDirOf(data: PreprocessingOverrides, repo: string): Promise<string> {
   if (data.tokenizer === undefined) return repo;
   const isDir = await stat(data.tokenizer).then(
     (s) => s.isDirectory(),
@@ -79,7 +82,7 @@ export async function isHFCLIPDir(dir: string): Promise<boolean> {
  * repo (and so the run's checkpoints) has.
  */
 export async function pretrainedPreprocessing(
-  data: ExperimentConfig['data'],
+  data: PreprocessingOverrides,
   repo: string,
 ): Promise<{ tokenizer: CaptionTokenizer; imageProcessor: ClipImageProcessor; tokenizerDir: string; hf: boolean }> {
   const hf = await isHFCLIPDir(repo);

@@ -29,6 +29,8 @@ export interface Results {
   trainBatchSize: number;
   /** Best epoch's validation metrics. */
   val: SplitMetrics | null;
+  /** With training.ema: the averaged weights' validation metrics at the best epoch (best/ema). */
+  emaVal?: SplitMetrics;
   test: (SplitMetrics & { retrieval: { images: number; captions: number; recall: RecallAtK[] } }) | null;
   history: Logs[];
   wallSeconds: number;
@@ -61,6 +63,7 @@ export function formatResultsTable(r: Results): string {
     for (const rec of r.test.retrieval.recall) rows.push([`Text→image Recall@${rec.k} (${r.test.retrieval.captions} captions)`, pct(rec.textToImage)]);
   }
   if (r.val) rows.push([`Best validation loss (epoch ${r.bestEpoch})`, r.val.loss.toFixed(4)]);
+  if (r.emaVal) rows.push([`Validation loss of the EMA weights (epoch ${r.bestEpoch}, best/ema)`, r.emaVal.loss.toFixed(4)]);
   rows.push(['Epochs trained', `${r.epochs}${r.stoppedEarly ? ' (early stopping)' : ''}${r.interrupted ? ' (interrupted)' : ''}`]);
   // Left-aligned like the reference's table; no trailing newline, callers join it with other text.
   return markdownTable(['Metric', 'Value'], rows, ['left', 'left']).trimEnd();

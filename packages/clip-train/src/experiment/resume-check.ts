@@ -10,7 +10,7 @@ import { claimRunDir } from './run-dir.js';
 import type { RunContext } from './setup.js';
 
 /** Keys whose change makes a checkpoint unusable for resuming (what was trained, on what, how). */
-const RESUME_KEYS = ['seed', 'model', 'data', 'optim', 'loss', 'targets'] as const;
+const RESUME_KEYS = ['seed', 'model', 'data', 'optim', 'loss', 'targets', 'distill'] as const;
 /** What a run directory written before a key existed meant by its absence. */
 const ABSENT_MEANS: Partial<Record<(typeof RESUME_KEYS)[number], unknown>> = { loss: 'clip', targets: 'auto' };
 
@@ -53,6 +53,9 @@ async function checkResumeCompatible(runDir: string, config: ExperimentConfig): 
     } else if (JSON.stringify(a) !== JSON.stringify(b)) diffs.push(`${at}: checkpoint has ${JSON.stringify(a)}, config has ${JSON.stringify(b)}`);
   };
   for (const k of RESUME_KEYS) walk(saved[k] ?? ABSENT_MEANS[k], config[k], k);
+  // Of `training`, only the EMA changes what is trained; workers and micro-batch size give the same
+  // gradients, so a run may resume with other ones.
+  walk((saved.training as { ema?: unknown } | undefined)?.ema, config.training.ema, 'training.ema');
   if (diffs.length > 0) {
     throw new ConfigError(`cannot resume ${runDir}: the checkpoint comes from an incompatible config:\n${diffs.join('\n')}`);
   }

@@ -53,6 +53,7 @@ export async function runExperiment(input: ExperimentConfig | ExperimentConfigIn
       featureCache: training.useCache,
       trainBatchSize: run.config.data.batchSize,
       val: bestLogs && bestLogs.val_loss !== undefined ? splitMetricsFromLogs(bestLogs, 'val_') : null,
+      ...(bestLogs?.ema_val_loss !== undefined ? { emaVal: splitMetricsFromLogs(bestLogs, 'ema_val_') } : {}),
       test: result.interrupted ? null : await evaluateBest(run, inputs),
       history: result.history,
       wallSeconds: 0,

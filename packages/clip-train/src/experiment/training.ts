@@ -21,6 +21,8 @@ import type { TrainableModel } from '../trainer/types.js';
 import { saveCheckpointAssets, TOKENIZER_FILE } from './checkpoint-assets.js';
 import { applyFreeze, buildModel, checkLossType } from './model.js';
 import { buildOptimizer } from './optimizer.js';
+import { loadTeacherEmbeddings } from '../distill/teacher.js';
+import { setupEma, withEmaCheckpoint } from './ema-setup.js';
 import { buildPipeline, type AnyPipeline } from './pipeline.js';
 import { loadModelDir, saveModelDir } from './pretrained.js';
 import type { RunContext, RunInputs } from './setup.js';
@@ -63,23 +65,34 @@ export async function buildTraining(run: RunContext, inputs: RunInputs, resumeFr
       captionPick: config.data.captionPick,
       cache: config.data.cacheImages,
     });
-    const { useCache, withPipeline } = await buildPipeline(run, inputs, model, frozen, trainLoader, (d) => owned.push(d));
+    const cacheDir = config.featureCache.dir ?? path.join(run.runDir, 'feature-cache');
+    const distill = config.distill ? { teacher: await loadTeacher(run, inputs, config.distill.teacher, cacheDir), weight: config.distill.weight } : undefined;
+    if (distill) owned.push(distill.teacher);
+    const { useCache, withPipeline } = await buildPipeline(run, inputs, model, frozen, trainLoader, (d) => owned.push(d), distill);
     const optimizer = buildOptimizer(config.optim, frozen.trainable);
     owned.push(optimizer);
+    const averaged = config.training.ema
+      ? await setupEma(config.training.ema, { trainable: frozen.trainable, resumeFrom, seed: config.seed, topK: config.eval.topK, withPipeline })
+      : undefined;
+    if (averaged) owned.push(averaged.ema);
     const sched = config.schedule;
     const earlyStopping = sched.earlyStopping ? new EarlyStopping({ patience: sched.earlyStopping.patience, minDelta: sched.earlyStopping.minDelta, restoreBestWeights: false }) : undefined;
-    // The dropout generators' states travel with last/, so a resumed run draws the same masks.
+    // An HF CLIP's tokenizer and preprocessor files are written with its weights (saveModelDir).
+    const assets = inputs.hfAssets ? undefined : await checkpointAssetsWriter({ ...config.data, tokenizer: config.data.tokenizer ?? inputs.tokenizerDir }, inputs.imageProcessor);
+    // The dropout generators' states travel with last/, so a resumed run draws the same masks. Best is
+    // chosen by the raw weights' val_loss; the average rides along in best/ema and last/ema.
     const checkpoint = new ModelCheckpoint({
       dir: run.runDir,
       extraState: () => ({ rngs: rngStates(model) }),
-      // An HF CLIP's tokenizer and preprocessor files are written with its weights (saveModelDir).
-      writeAssets: inputs.hfAssets ? undefined : await checkpointAssetsWriter({ ...config.data, tokenizer: config.data.tokenizer ?? inputs.tokenizerDir }, inputs.imageProcessor),
+      writeAssets: averaged ? withEmaCheckpoint(averaged.ema, model, { writeAssets: assets, hfAssets: inputs.hfAssets }) : assets,
     });
     const callbacks: Callback[] = [
       new NanGuard(),
       ...(sched.lr ? [lrSchedule(sched.lr, sched.epochs, Math.ceil(trainLoader.numBatches / config.optim.accumulation))] : []),
       ...(sched.reduceLROnPlateau ? [new ReduceLROnPlateau(sched.reduceLROnPlateau)] : []),
       ...(earlyStopping ? [earlyStopping] : []),
+      // Before the checkpoint and the logs: it adds ema_val_* to the epoch logs they save.
+      ...(averaged ? [averaged.callback] : []),
       checkpoint,
       new HistoryLogger(run.runDir),
       new LossPlot(run.runDir),
@@ -95,6 +108,13 @@ export async function buildTraining(run: RunContext, inputs: RunInputs, resumeFr
     dispose();
     throw err;
   }
+}
+
+/** distill.teacher's embeddings of the training split (computed once, cached beside the run's features). Caller owns. */
+async function loadTeacher(run: RunContext, inputs: RunInputs, teacher: string, cacheDir: string) {
+  const t = await loadTeacherEmbeddings({ teacher, dataset: inputs.data.train, maxLength: run.config.data.maxLength, cacheDir, batchSize: run.evalBatch, seed: run.config.seed });
+  run.log(`distill: teacher ${teacher} — ${t.images.shape[0]} images, ${t.texts.shape[0]} captions ${t.fromDisk ? 'read from' : 'computed into'} ${cacheDir}`);
+  return t;
 }
 
 /**

@@ -1,0 +1,2 @@
+export * from './teacher.js';
+export * from './task.js';
