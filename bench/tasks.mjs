@@ -6,7 +6,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { parseArgs } from 'node:util';
 import { performance } from 'node:perf_hooks';
 import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { writeBenchImages } from './images.mjs';
@@ -21,7 +21,8 @@ const { positionals, values: opt } = parseArgs({
     steps: { type: 'string', default: '50' },
     dir: { type: 'string' },
     budget: { type: 'string', default: '240' },
-    resizer: { type: 'string', default: 'pillow' },
+    resizer: { type: 'string', default: 'sharp' },
+    concurrency: { type: 'string' },
   },
 });
 const task = positionals[0];
@@ -294,21 +295,22 @@ const tasks = {
   },
 
   async pipeline() {
-    // toPixelTensor is browser-safe (main entry); ClipImageProcessor decodes with sharp (Node entry).
-    const enc = { ...(await import('@clip-ts/encoders')), ...(await import('@clip-ts/encoders/node')) };
+    // ClipImageProcessor decodes with sharp (Node entry); processFiles writes the batch into one buffer.
+    const enc = await import('@clip-ts/encoders/node');
     await (await import('@clip-ts/core')).initBackend(opt.backend);
     const files = (await readdir(opt.dir)).filter((f) => f.endsWith('.jpg')).sort().map((f) => join(opt.dir, f));
     const processor = new enc.ClipImageProcessor({ resizer: opt.resizer });
+    const concurrency = opt.concurrency ? Number(opt.concurrency) : availableParallelism();
     let next = 0;
     const t = await timed(async () => {
       const chosen = Array.from({ length: batchSize }, (_, j) => files[(next + j) % files.length]);
       next += batchSize;
-      const arrays = await Promise.all(chosen.map((f) => processor.processFile(f)));
-      const pixels = enc.toPixelTensor(arrays, processor.height, processor.width);
+      const buf = await processor.processFiles(chosen, { concurrency });
+      const pixels = tf.tensor4d(buf, [batchSize, 3, processor.height, processor.width]);
       if (pixels.shape.join() !== `${batchSize},3,224,224`) throw new Error(`bad batch shape ${pixels.shape}`);
       pixels.dispose();
     });
-    return { batch: batchSize, files: files.length, imagesPerS: batchSize / (t.ms / 1000), ...t };
+    return { batch: batchSize, files: files.length, resizer: opt.resizer, concurrency, imagesPerS: batchSize / (t.ms / 1000), ...t };
   },
 };
 
