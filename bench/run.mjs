@@ -2,7 +2,7 @@
 // hits both sides alike. Each measurement runs in its own process (bench/tasks.mjs, or
 // bench/pytorch_reference.py); a row whose requirement is missing says why instead of failing the bench.
 //
-//   node bench/run.mjs [--json] [--quick] [--only train,infer,pipeline,frozen,memory]
+//   node bench/run.mjs [--json] [--quick] [--only train,matmuls,infer,pipeline,frozen,memory]
 //     --json   also write bench/results.json (docs/benchmarks.md is generated from it: bench/render-doc.mjs)
 //     --quick  fewer repetitions (a smoke run; numbers are noisier)
 //     --merge  with --json and --only: replace just the re-measured rows in the existing bench/results.json
@@ -135,6 +135,33 @@ if (want('train')) {
   const p = await node('profile', ['--backend', 'wasm'], 600);
   if (p.ok) profile = p;
   else rows.push({ id: 'profile', name: 'per-kernel profile (wasm)', unavailable: p.error });
+}
+
+if (want('matmuls')) {
+  log('matrix products of one training step: ours vs plain tf.matMul (wasm)');
+  const r = await node('matmuls', ['--backend', 'wasm', '--reps', String(REPS + 2)], 900);
+  raw.matmuls = r;
+  if (!r.ok) rows.push({ id: 'matmuls', name: 'matrix products of a training step (wasm)', unavailable: r.error });
+  else {
+    // One row per product shape that takes ≥ 1% of the step's product time; the rest are summed in a note.
+    const total = r.products.reduce((s, p) => s + p.oursMs * p.callsPerStep, 0);
+    const small = r.products.filter((p) => p.oursMs * p.callsPerStep < 0.01 * total);
+    for (const p of r.products.filter((x) => !small.includes(x))) {
+      rows.push({
+        id: `matmul ${p.product}`, name: `matMul ${p.product} (×${p.callsPerStep}/step) — ours vs plain square matMul, same FLOPs`,
+        unit: 'GFLOP/s', ours: p.gflops.ours, reference: p.gflops.square, ratio: p.vsSquare,
+        target: '≥ 0.8×', met: p.vsSquare >= 0.8,
+        note: `${p.oursMs.toFixed(1)} ms/call; same product with batch folded into rows, no transposes: ${p.gflops.folded.toFixed(1)} GFLOP/s (ours ${p.vsFolded.toFixed(2)}×)`,
+      });
+    }
+    if (small.length) {
+      rows.push({
+        id: 'matmul small', name: `matMul: ${small.length} smaller product shapes (< 1% of the step's product time each)`,
+        unit: 'ms/step', ours: small.reduce((s, p) => s + p.oursMs * p.callsPerStep, 0),
+        note: small.map((p) => `${p.product} ${p.vsSquare.toFixed(2)}×`).join('; '),
+      });
+    }
+  }
 }
 
 if (want('infer')) {
