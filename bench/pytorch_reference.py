@@ -10,9 +10,10 @@ Modes (each prints one JSON object on stdout):
   train     samples/s of a full training step (forward, backward, Adam) at batch 32
   infer     images/s and texts/s through the towers + heads (no grad, eval mode)
   pipeline  DIR  images/s of PIL open + Resize((224,224)) + ToTensor + Normalize into a [32,3,224,224] batch
+  pipeline-loader  DIR  the same transform in a torch.utils.data.DataLoader with --workers N processes
 
 Options: --threads N (default 2), --reps N (timed repetitions, default 5), --warmup N (default 2),
---batch N (default 32).
+--batch N (default 32), --workers N (pipeline-loader, default 2).
 """
 import argparse
 import json
@@ -199,8 +200,22 @@ def mode_infer(args):
     return {"images_per_s": args.batch / img, "texts_per_s": args.batch / txt, "batch": args.batch}
 
 
-def mode_pipeline(args):
-    from PIL import Image
+class _Images:
+    """The files as a map-style dataset (what a torch DataLoader's workers index into)."""
+
+    def __init__(self, files, transform):
+        self.files, self.transform = files, transform
+
+    def __len__(self):
+        return len(self.files)
+
+    def __getitem__(self, i):
+        from PIL import Image
+
+        return self.transform(Image.open(self.files[i]).convert("RGB"))
+
+
+def _pipeline_setup(args):
     from torchvision import transforms
 
     files = sorted(os.path.join(args.dir, f) for f in os.listdir(args.dir) if f.lower().endswith(".jpg"))
@@ -209,6 +224,13 @@ def mode_pipeline(args):
         transforms.ToTensor(),
         transforms.Normalize(CLIP_MEAN, CLIP_STD),
     ])
+    return files, transform
+
+
+def mode_pipeline(args):
+    from PIL import Image
+
+    files, transform = _pipeline_setup(args)
     state = {"i": 0}
 
     def one_batch():
@@ -221,18 +243,46 @@ def mode_pipeline(args):
     return {"images_per_s": args.batch / med, "batch_ms": med * 1000, "files": len(files), "batch": args.batch}
 
 
+def mode_pipeline_loader(args):
+    """torch.utils.data.DataLoader with args.workers worker processes; a timed rep = one batch out of it.
+
+    The files are cycled so the loader never runs dry; workers start (fork) before the warm-up batches,
+    and each worker keeps prefetch_factor batches in flight, as a training loop sees it.
+    """
+    files, transform = _pipeline_setup(args)
+    total = args.batch * (args.warmup + args.reps + 2 * args.workers + 2)
+    cycled = [files[i % len(files)] for i in range(total)]
+    loader = torch.utils.data.DataLoader(
+        _Images(cycled, transform), batch_size=args.batch, num_workers=args.workers, shuffle=False
+    )
+    it = iter(loader)
+
+    def one_batch():
+        out = next(it)
+        assert out.shape == (args.batch, 3, 224, 224) and out.dtype == torch.float32
+
+    med, times = timed(one_batch, args.warmup, args.reps)
+    return {
+        "images_per_s": args.batch / med, "batch_ms": med * 1000, "files": len(files), "batch": args.batch,
+        "workers": args.workers,
+    }
+
+
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("mode", choices=["train", "infer", "pipeline"])
+    p.add_argument("mode", choices=["train", "infer", "pipeline", "pipeline-loader"])
     p.add_argument("dir", nargs="?")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--reps", type=int, default=5)
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--batch", type=int, default=32)
+    p.add_argument("--workers", type=int, default=2, help="DataLoader worker processes (pipeline-loader)")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    result = {"train": mode_train, "infer": mode_infer, "pipeline": mode_pipeline}[args.mode](args)
+    result = {
+        "train": mode_train, "infer": mode_infer, "pipeline": mode_pipeline, "pipeline-loader": mode_pipeline_loader,
+    }[args.mode](args)
     result.update({"torch": torch.__version__, "threads": torch.get_num_threads(), "python": sys.version.split()[0]})
     print(json.dumps(result))
 

@@ -1,14 +1,14 @@
 // One bench measurement per process (so backends, heaps and peak RSS do not mix), run by bench/run.mjs:
-//   node bench/tasks.mjs <train|train-parallel|infer|memory|pipeline|frozen|profile|matmul|big-train|big-cache>
+//   node bench/tasks.mjs <train|train-parallel|infer|memory|pipeline|frozen|profile|matmul|matmuls|big-train|big-cache>
 //        [--backend wasm] [--reps N] [--warmup N] [--batch N] [--dir DIR] [--steps N] [--threads N] [--workers N]
-//        [--micro N] [--images N]
+//        [--micro N] [--images N] [--resizer sharp|pillow] [--concurrency N]
 // --threads: wasm backend threads (default: initBackend's, i.e. $CLIP_WASM_THREADS or every core).
 // Prints one JSON object as its last stdout line. Uses the BUILT packages (dist), as a user would.
 import * as tf from '@tensorflow/tfjs-core';
 import { parseArgs } from 'node:util';
 import { performance } from 'node:perf_hooks';
 import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { writeBenchImages } from './images.mjs';
@@ -24,7 +24,8 @@ const { positionals, values: opt } = parseArgs({
     workers: { type: 'string', default: '1' },
     dir: { type: 'string' },
     budget: { type: 'string', default: '240' },
-    resizer: { type: 'string', default: 'pillow' },
+    resizer: { type: 'string', default: 'sharp' },
+    concurrency: { type: 'string' },
     threads: { type: 'string' },
     micro: { type: 'string' },
     images: { type: 'string', default: '64' },
@@ -351,6 +352,76 @@ const tasks = {
     };
   },
 
+  /**
+   * Every matrix product of one training step (shapes logged from the BatchMatMul kernel during the step),
+   * each timed as the step calls it ("ours": tf.matMul with its transposes and batch) against two plain
+   * 2-D tf.matMul of the same FLOPs on the same backend: the square one (what "a plain matMul's rate"
+   * means) and the same product with its batch folded into the rows and no transposes. Reps alternate
+   * between the three so machine load hits them alike.
+   */
+  async matmuls() {
+    const { info, step } = await trainingStep();
+    const batch = makeBatch(batchSize);
+    const name = 'BatchMatMul';
+    const stock = tf.getKernel(name, info.tfBackend);
+    const seen = new Map();
+    tf.unregisterKernel(name, info.tfBackend);
+    tf.registerKernel({
+      ...stock,
+      kernelFunc: (args) => {
+        const { a, b } = args.inputs;
+        const { transposeA, transposeB } = args.attrs;
+        const key = JSON.stringify([a.shape, b.shape, transposeA, transposeB]);
+        const e = seen.get(key) ?? { a: a.shape, b: b.shape, transposeA, transposeB, calls: 0 };
+        e.calls += 1;
+        seen.set(key, e);
+        return stock.kernelFunc(args);
+      },
+    });
+    try {
+      await step(batch);
+    } finally {
+      tf.unregisterKernel(name, info.tfBackend);
+      tf.registerKernel(stock);
+    }
+    const products = [];
+    for (const e of seen.values()) {
+      const ra = e.a.length;
+      const rb = e.b.length;
+      const m = e.a[ra - (e.transposeA ? 1 : 2)];
+      const k = e.a[ra - (e.transposeA ? 2 : 1)];
+      const n = e.b[rb - (e.transposeB ? 2 : 1)];
+      const outer = Math.max(tf.util.sizeFromShape(e.a.slice(0, -2)), tf.util.sizeFromShape(e.b.slice(0, -2)));
+      const flop = 2 * outer * m * k * n;
+      const side = Math.round(Math.cbrt(outer * m * k * n));
+      const operands = {
+        ours: [tf.randomNormal(e.a), tf.randomNormal(e.b), e.transposeA, e.transposeB],
+        folded: [tf.randomNormal([outer * m, k]), tf.randomNormal([k, n]), false, false],
+        square: [tf.randomNormal([side, side]), tf.randomNormal([side, side]), false, false],
+      };
+      const times = { ours: [], folded: [], square: [] };
+      const once = (which) => {
+        const [x, y, ta, tb] = operands[which];
+        const t0 = performance.now();
+        tf.matMul(x, y, ta, tb).dispose();
+        return performance.now() - t0;
+      };
+      for (const which of Object.keys(times)) once(which); // warm-up
+      const r = Math.max(reps, 5);
+      for (let i = 0; i < r; i++) for (const which of Object.keys(times)) times[which].push(once(which));
+      for (const [x, y] of Object.values(operands)) tf.dispose([x, y]);
+      const rate = (which, f) => f / median(times[which]) / 1e6;
+      const gflops = { ours: rate('ours', flop), folded: rate('folded', flop), square: rate('square', 2 * side ** 3) };
+      products.push({
+        product: `${e.a.length > 2 ? `[${e.a.slice(0, -2)}]× ` : ''}[${m},${k}]·[${k},${n}]${e.transposeA ? ' ᵀA' : ''}${e.transposeB ? ' ᵀB' : ''}`,
+        a: e.a, b: e.b, transposeA: e.transposeA, transposeB: e.transposeB, callsPerStep: e.calls, gflop: flop / 1e9,
+        oursMs: median(times.ours), gflops, vsSquare: gflops.ours / gflops.square, vsFolded: gflops.ours / gflops.folded,
+      });
+    }
+    products.sort((x, y) => y.oursMs * y.callsPerStep - x.oursMs * x.callsPerStep);
+    return { backend: info.tfBackend, batch: batchSize, products };
+  },
+
   async infer() {
     const { core, info } = await setup();
     const model = core.CLIPModel.fromConfig(SMALL, { seed: 0 });
@@ -437,21 +508,22 @@ const tasks = {
   },
 
   async pipeline() {
-    // toPixelTensor is browser-safe (main entry); ClipImageProcessor decodes with sharp (Node entry).
-    const enc = { ...(await import('@clip-ts/encoders')), ...(await import('@clip-ts/encoders/node')) };
+    // ClipImageProcessor decodes with sharp (Node entry); processFiles writes the batch into one buffer.
+    const enc = await import('@clip-ts/encoders/node');
     await (await import('@clip-ts/core')).initBackend(opt.backend);
     const files = (await readdir(opt.dir)).filter((f) => f.endsWith('.jpg')).sort().map((f) => join(opt.dir, f));
     const processor = new enc.ClipImageProcessor({ resizer: opt.resizer });
+    const concurrency = opt.concurrency ? Number(opt.concurrency) : availableParallelism();
     let next = 0;
     const t = await timed(async () => {
       const chosen = Array.from({ length: batchSize }, (_, j) => files[(next + j) % files.length]);
       next += batchSize;
-      const arrays = await Promise.all(chosen.map((f) => processor.processFile(f)));
-      const pixels = enc.toPixelTensor(arrays, processor.height, processor.width);
+      const buf = await processor.processFiles(chosen, { concurrency });
+      const pixels = tf.tensor4d(buf, [batchSize, 3, processor.height, processor.width]);
       if (pixels.shape.join() !== `${batchSize},3,224,224`) throw new Error(`bad batch shape ${pixels.shape}`);
       pixels.dispose();
     });
-    return { batch: batchSize, files: files.length, imagesPerS: batchSize / (t.ms / 1000), ...t };
+    return { batch: batchSize, files: files.length, resizer: opt.resizer, concurrency, imagesPerS: batchSize / (t.ms / 1000), ...t };
   },
 };
 

@@ -59,7 +59,7 @@ describe('parity with torchvision / Pillow (fixture made by fixtures/image/make_
     expect(ref.mean).toEqual([...CLIP_MEAN]);
     expect(ref.std).toEqual([...CLIP_STD]);
     for (const c of ref.cases) {
-      const p = new ClipImageProcessor({ height: c.height, width: c.width });
+      const p = new ClipImageProcessor({ height: c.height, width: c.width, resizer: 'pillow' });
       const got = await p.processFile(join(FIX, 'gradient.png'));
       // Pillow's resample is reproduced bit-exactly, so only the float32 normalisation can differ.
       expect(maxAbsDiff(got, f32(c.chw_f32_base64)), `${c.height}x${c.width}`).toBeLessThan(1e-6);
@@ -157,9 +157,9 @@ describe('ClipImageProcessor', () => {
     expect(maxAbsDiff(jpeg, fromPng)).toBeGreaterThan(0); // really went through the JPEG codec
   });
 
-  it('processRaw of the pixels equals processFile of the same image', async () => {
+  it("processRaw of the pixels equals processFile of the same image (resizer 'pillow')", async () => {
     const { data, info } = await sharp(join(FIX, 'gradient.png')).raw().toBuffer({ resolveWithObject: true });
-    const p = new ClipImageProcessor({ height: 32, width: 32 });
+    const p = new ClipImageProcessor({ height: 32, width: 32, resizer: 'pillow' });
     const a = await p.processRaw(new Uint8Array(data), info.width, info.height, 3, 'raw');
     expect(maxAbsDiff(a, await p.processFile(join(FIX, 'gradient.png')))).toBe(0);
   });
@@ -197,14 +197,14 @@ describe('ClipImageProcessor', () => {
     expect(out.subarray(0, 16).every((v) => v === 0)).toBe(true);
   });
 
-  it("resizer 'sharp' (opt-in, native) stays close to Pillow when shrinking, and says so in its fingerprint", async () => {
+  it("resizer 'sharp' (the default) stays close to Pillow when shrinking, and says so in its fingerprint", async () => {
     const c = ref.cases[0]!; // 61x97 → 24x32: a shrink
-    const fast = new ClipImageProcessor({ height: c.height, width: c.width, resizer: 'sharp' });
+    const fast = new ClipImageProcessor({ height: c.height, width: c.width });
     const got = await fast.processFile(join(FIX, 'gradient.png'));
     const d = maxAbsDiff(got, f32(c.chw_f32_base64));
     expect(d).toBeGreaterThan(0); // really a different resampler
     expect(d).toBeLessThan(6 / 255 / Math.min(...CLIP_STD)); // ≤ 6 grey levels
-    expect(fast.fingerprint()).not.toBe(new ClipImageProcessor({ height: c.height, width: c.width }).fingerprint());
+    expect(fast.fingerprint()).not.toBe(new ClipImageProcessor({ height: c.height, width: c.width, resizer: 'pillow' }).fingerprint());
   });
 
   it('fingerprint reflects every option', () => {

@@ -5,9 +5,14 @@ import * as tf from '@tensorflow/tfjs-core';
  *
  * - BatchMatMul: wasm sends a matmul to XNNPACK only when it is 2-D in effect (batch 1) with no transposed
  *   operand; everything else (attention's [batch·heads, seq, d] products, autodiff's transposed
- *   operands) runs a naive triple loop at ~1.5 GFLOP/s instead of ~15–25. The replacement transposes
+ *   operands) runs a naive triple loop at ~1.5 GFLOP/s instead of ~15–35. The replacement transposes
  *   explicitly (a fast copy) and runs one XNNPACK matmul per batch entry on views into the operands'
- *   heap memory: no slicing, no copies.
+ *   heap memory: no slicing, no copies. Plain 2-D products stay on the stock kernel: against a square
+ *   matMul of the same FLOPs (bench task `matmuls`) they run at full rate, long K included — splitting K
+ *   into blocks measured slower. Transposing entry by entry into a cache-sized scratch matrix instead of
+ *   the whole tensor was tried and measured no faster (CPU time, against an unchanged control product).
+ *   What keeps batched products below a folded 2-D product is per entry: XNNPACK creates (and packs) an
+ *   operator for every right-hand matrix, and 197-row entries leave partial tiles.
  * - Slice: wasm copies the WHOLE input out of the heap (readSync) before copying the slice, so cutting a
  *   [b, seq, d] activation into b pieces costs b full copies. The replacement reads the heap in place.
  *
