@@ -2,6 +2,10 @@ import type { ShapesOptions } from '@clip-ts/data';
 import type { ExperimentConfigInput } from '@clip-ts/train';
 import { bundledTokenizerFile } from './assets.js';
 import { DEMO_SHAPES } from './datasets.js';
+import { deepMerge, type DeepPartial } from './deep-merge.js';
+
+/** Changes to the demo's experiment config beyond the sizes below (schedule, optimizer, loss, data options). */
+export type DemoConfigPatch = DeepPartial<ExperimentConfigInput>;
 
 /** Prompt variants of the demo's zero-shot test (bare class name, plain prompt, a "blurry" prompt). */
 export const DEMO_TEMPLATES: readonly string[] = ['{}', 'a photo of a {}.', 'a blurry photo of a {}.'];
@@ -18,6 +22,8 @@ export interface DemoSettings {
   /** ViT patch size (the image side must be a multiple). */
   patchSize: number;
   maxLength: number;
+  /** Laid over the experiment config demoExperimentConfig builds from the fields above (last, so it wins). */
+  config?: DemoConfigPatch;
 }
 
 /**
@@ -55,7 +61,7 @@ export const QUICK_DEMO: DemoSettings = {
  */
 export function demoExperimentConfig(s: DemoSettings, runDir: string, backend: ExperimentConfigInput['backend']): ExperimentConfigInput {
   const imageSize = s.shapes.imageSize ?? 32;
-  return {
+  const built: ExperimentConfigInput = {
     seed: 42,
     backend: backend ?? 'auto',
     model: {
@@ -97,4 +103,5 @@ export function demoExperimentConfig(s: DemoSettings, runDir: string, backend: E
     schedule: { epochs: s.epochs },
     output: { runDir },
   };
+  return deepMerge(built, s.config);
 }
