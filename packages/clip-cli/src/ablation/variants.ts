@@ -42,7 +42,8 @@ export const DEMO_VARIANTS: readonly DemoVariant[] = [
   { name: 'targets-grouped', note: "targets 'grouped': identical captions in a batch count as positives", patch: { config: { targets: 'grouped' } } },
   {
     name: 'first-caption-grouped',
-    note: "always the first caption ('a red circle') + grouped targets: every same-combination pair in a batch is a positive, never a negative",
+    note:
+      "always the first caption ('a red circle') + grouped targets: a combination's captions are then identical, so its images are never pushed apart from each other's captions (with loss clip the grouping itself changes nothing, see docs/training.md)",
     patch: { config: { targets: 'grouped', data: { captionPick: 'first' } } },
   },
   { name: 'patch-4', note: 'ViT patch 4 (64 tokens instead of 16): finer shape detail, ~4× attention cost', patch: { patchSize: 4 } },
