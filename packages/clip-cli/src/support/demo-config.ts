@@ -32,9 +32,9 @@ export interface DemoSettings {
  * 5 min 42 s on wasm (single-threaded), held-out top-1 among 30 names 24–29% (chance 3.3%); with 6 epochs
  * it was 15–21%, with 8 epochs 21–25% (docs/cli.md). A wider ViT with lr 2e-3, or patch 4, learned slower.
  * The demo ablation (bench/ablate-demo.mjs, docs/training.md) kept this recipe: at 3 epochs it reached
- * 29.5% held-out / 30.0% seen top-1 of 30 (87 s CPU), ahead of warmup + cosine at peak 3e-3 (27.7%, lower
- * test loss), SigLIP (24.7%) and first-caption training (17.8%); seen ≈ held-out means shape, not
- * composition, is what it fails to learn.
+ * 29.5% held-out / 30.0% seen top-1 of 30 (87 s CPU); batch 32 (30.2%), warmup + cosine at peak 3e-3
+ * (27.7%) and AdamW (26.5%) tie within the ±1.9-point noise, SigLIP (24.7%) and first-caption training
+ * (17.8%) are worse. Seen ≈ held-out: shape, not composition, is what it fails to learn.
  */
 export const FULL_DEMO: DemoSettings = {
   shapes: DEMO_SHAPES,
