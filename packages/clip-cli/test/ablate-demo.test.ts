@@ -27,7 +27,7 @@ const bestTop1 = (scores: Array<{ topK: Record<string, number> }>) => Math.max(.
 describe('demo ablation harness (quick mode)', () => {
   it('runs the chosen variants in order and writes a table whose numbers are each run’s own', async () => {
     const out = join(dir, 'ablation');
-    const only = ['first-caption-grouped', 'baseline'];
+    const only = ['first-caption-grouped', 'warmup-cosine'];
     const report = await runDemoAblation({ quick: true, only, out }, captureIO());
 
     expect(report.rows.map((r) => r.variant)).toEqual(only);
@@ -53,6 +53,9 @@ describe('demo ablation harness (quick mode)', () => {
     const cfg = JSON.parse(await readFile(join(out, 'first-caption-grouped', 'config.json'), 'utf8')) as { targets: string; data: { captionPick: string } };
     expect(cfg.targets).toBe('grouped');
     expect(cfg.data.captionPick).toBe('first');
+    // The warmup is sized to the run: the quick run has 4 steps, so it warms up over 3 and still decays.
+    const wc = JSON.parse(await readFile(join(out, 'warmup-cosine', 'config.json'), 'utf8')) as { schedule: { lr: { kind: string; warmupSteps: number } } };
+    expect(wc.schedule.lr).toMatchObject({ kind: 'warmup-cosine', warmupSteps: 3 });
 
     const md = await readFile(join(out, 'ablation.md'), 'utf8');
     const lines = md.split('\n').filter((l) => l.startsWith('|'));

@@ -106,7 +106,9 @@ export async function runDemoAblation(opts: AblationOptions, io: CliIO): Promise
   const report: AblationReport = { quick: opts.quick ?? false, epochs: opts.epochs, rows: [] };
   await mkdir(opts.out, { recursive: true });
   for (const v of variants) {
-    const settings = deepMerge(base, v.patch);
+    const start = opts.epochs === undefined ? base : { ...base, epochs: opts.epochs };
+    const settings = deepMerge(start, typeof v.patch === 'function' ? v.patch(start) : v.patch);
+    // --epochs wins over a variant's own epochs: the screen compares at equal epochs.
     if (opts.epochs !== undefined) settings.epochs = opts.epochs;
     progress(io, `ablation: variant ${v.name} (${report.rows.length + 1}/${variants.length})`);
     const cpu0 = process.cpuUsage();

@@ -1,22 +1,25 @@
 import type { DemoSettings } from '../support/demo-config.js';
-import type { DeepPartial } from '../support/deep-merge.js';
+import { deepMerge, type DeepPartial } from '../support/deep-merge.js';
 
 /** One ablation variant: a named partial override of the demo's settings (and, through `config`, its experiment config). */
 export interface DemoVariant {
   name: string;
   /** What it changes and why it might help (goes into the table's notes). */
   note: string;
-  /** Laid over the demo's settings (FULL_DEMO, or QUICK_DEMO in quick mode) with deepMerge. */
-  patch: DeepPartial<DemoSettings>;
+  /**
+   * Laid over the demo's settings (FULL_DEMO, or QUICK_DEMO in quick mode, with --epochs applied) with
+   * deepMerge; a function gets those settings first (e.g. to size a warmup to the run's steps).
+   */
+  patch: DeepPartial<DemoSettings> | ((base: DemoSettings) => DeepPartial<DemoSettings>);
 }
 
-// Warmup of about one epoch of the full demo (6000 images / batch 64 ≈ 94 steps); in quick mode it is
-// longer than the run, which only means the LR never reaches its peak there.
+// Warmup of about one epoch of the full demo (6000 images / batch 64 ≈ 94 steps), kept below the run's
+// step count so short runs (--quick, small --epochs) still have a decay phase.
 const WARMUP_STEPS = 100;
-const warmupCosine = (lr: number): DeepPartial<DemoSettings> => ({
-  lr,
-  config: { schedule: { lr: { kind: 'warmup-cosine', warmupSteps: WARMUP_STEPS } } },
-});
+const warmupCosine = (lr: number) => (base: DemoSettings): DeepPartial<DemoSettings> => {
+  const steps = base.epochs * Math.ceil((base.shapes.trainSize ?? 0) / base.batchSize);
+  return { lr, config: { schedule: { lr: { kind: 'warmup-cosine', warmupSteps: Math.max(0, Math.min(WARMUP_STEPS, steps - 1)) } } } };
+};
 
 /**
  * The variants `bench/ablate-demo.mjs` knows, each relative to the current demo default. `baseline` is the
@@ -35,7 +38,7 @@ export const DEMO_VARIANTS: readonly DemoVariant[] = [
   {
     name: 'adamw-wd0.05',
     note: 'AdamW, weight decay 0.05, with warmup-cosine 3e-3',
-    patch: { ...warmupCosine(3e-3), config: { ...warmupCosine(3e-3).config, optim: { name: 'adamw', weightDecay: 0.05 } } },
+    patch: (base) => deepMerge(warmupCosine(3e-3)(base), { config: { optim: { name: 'adamw', weightDecay: 0.05 } } }),
   },
   { name: 'batch-32', note: 'batch 32: twice the steps per epoch, fewer same-combination negatives per batch', patch: { batchSize: 32 } },
   { name: 'siglip', note: 'pairwise sigmoid loss (SigLIP, t = log 10, b = −10)', patch: { config: { loss: 'siglip' } } },
