@@ -16,5 +16,12 @@ export { embedClassificationSet, scoreTemplates, restrictClasses } from '@clip-t
 export type { LabelledEmbeddings, TemplateScore, ZeroShotReport } from '@clip-ts/train';
 export { markdownTable, pct } from './support/format.js';
 export { DEMO_TEMPLATES, FULL_DEMO, QUICK_DEMO, demoExperimentConfig } from './support/demo-config.js';
-export type { DemoSettings } from './support/demo-config.js';
+export type { DemoSettings, DemoConfigPatch } from './support/demo-config.js';
 export { DEMO_SHAPES } from './support/datasets.js';
+export { runDemoAblation, ablationRow } from './ablation/run.js';
+export type { AblationOptions, AblationReport, AblationRow } from './ablation/run.js';
+export { ablationMarkdown } from './ablation/table.js';
+export { DEMO_VARIANTS } from './ablation/variants.js';
+export type { DemoVariant } from './ablation/variants.js';
+export { deepMerge } from './support/deep-merge.js';
+export type { DeepPartial } from './support/deep-merge.js';
