@@ -122,6 +122,11 @@ abstract class BaseLoader<D extends ImageDataset, B> {
     }
   }
 
+  /** True when the loader augments its images (an `augment` option with some part on). */
+  get augmented(): boolean {
+    return this.augmenter !== undefined;
+  }
+
   /** Dataset indices in the order of `epoch` (a permutation derived from (seed, epoch) when shuffling). */
   order(epoch: number): number[] {
     const idx = Array.from({ length: this.dataset.length }, (_, i) => i);
@@ -222,6 +227,25 @@ abstract class BaseLoader<D extends ImageDataset, B> {
   }
 }
 
+/**
+ * A mirrored image no longer fits a caption that says "on the left": flipping such data teaches the model
+ * to ignore sides (or to contradict its captions). Warn once, with a count and an example.
+ */
+function warnSidedCaptions(dataset: ImageCaptionDataset, warn: WarningSink): void {
+  let count = 0;
+  let example = '';
+  for (let i = 0; i < dataset.length; i++) {
+    const sided = dataset.captions(i).find((c) => /\b(left|right)\b/i.test(c));
+    if (sided !== undefined) {
+      count++;
+      example ||= sided;
+    }
+  }
+  if (count > 0) {
+    warn(`${dataset.name}/${dataset.split}: augment.hflip mirrors images, but ${count} of ${dataset.length} images have captions naming a side (e.g. "${example}"); consider hflip off for this data`);
+  }
+}
+
 /** Batches of (image, one caption) for contrastive training and evaluation. */
 export class CaptionLoader extends BaseLoader<ImageCaptionDataset, CaptionBatch> {
   private readonly tokenizer: CaptionTokenizer;
@@ -234,6 +258,7 @@ export class CaptionLoader extends BaseLoader<ImageCaptionDataset, CaptionBatch>
     this.tokenizer = o.tokenizer;
     this.maxLength = o.maxLength;
     this.captionPick = o.captionPick;
+    if ((o.augment?.hflip ?? 0) > 0) warnSidedCaptions(dataset, o.onWarning ?? defaultWarn);
   }
 
   /** Which caption of image `index` epoch `epoch` uses: derived from (seed, epoch, index) only. */

@@ -197,3 +197,19 @@ describe('CaptionLoader with augment', () => {
     }
   });
 });
+
+describe('hflip and captions that name sides', () => {
+  it('warns when a dataset with hflip has "left"/"right" captions (the two-shape scenes do), not otherwise', () => {
+    const make = (twoShapes: number, hflip: number) => {
+      const warned: string[] = [];
+      const set = createShapes({ seed: 2, trainSize: 20, valSize: 2, testSize: 2, imageSize: 16, twoShapes });
+      new CaptionLoader(set.train, { batchSize: 4, tokenizer: new FakeTokenizer(), imageProcessor: new TestProcessor(8, 8), augment: { hflip }, onWarning: (m) => warned.push(m) });
+      return warned;
+    };
+    const sided = make(1, 0.5);
+    expect(sided).toHaveLength(1);
+    expect(sided[0]).toMatch(/20 of 20 images .*on the left/);
+    expect(make(1, 0)).toEqual([]);
+    expect(make(0, 0.5)).toEqual([]);
+  });
+});
