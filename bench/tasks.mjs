@@ -1,6 +1,6 @@
 // One bench measurement per process (so backends, heaps and peak RSS do not mix), run by bench/run.mjs:
 //   node bench/tasks.mjs <train|infer|memory|pipeline|frozen|profile> [--backend wasm] [--reps N] [--warmup N]
-//        [--batch N] [--dir DIR] [--steps N]
+//        [--batch N] [--dir DIR] [--steps N] [--patch-dropout P]
 // Prints one JSON object as its last stdout line. Uses the BUILT packages (dist), as a user would.
 import * as tf from '@tensorflow/tfjs-core';
 import { parseArgs } from 'node:util';
@@ -22,6 +22,8 @@ const { positionals, values: opt } = parseArgs({
     dir: { type: 'string' },
     budget: { type: 'string', default: '240' },
     resizer: { type: 'string', default: 'pillow' },
+    /** FLIP patch dropout of the vision tower in the train/memory steps (issue 14 §5). */
+    'patch-dropout': { type: 'string', default: '0' },
   },
 });
 const task = positionals[0];
@@ -149,7 +151,9 @@ async function makeOptimizer(model) {
 
 async function trainingStep() {
   const { core, info } = await setup();
-  const model = core.CLIPModel.fromConfig(SMALL, { seed: 0 });
+  const patchDropout = Number(opt['patch-dropout']);
+  const config = patchDropout > 0 ? { ...SMALL, vision_config: { ...SMALL.vision_config, patch_dropout: patchDropout } } : SMALL;
+  const model = core.CLIPModel.fromConfig(config, { seed: 0 });
   const optimizer = await makeOptimizer(model);
   const vars = model.trainableVariables();
   return {
@@ -176,7 +180,7 @@ const tasks = {
     const { info, step, optimizer } = await trainingStep();
     const batch = makeBatch(batchSize);
     const t = await timed(() => step(batch));
-    return { backend: info.tfBackend, optimizer: optimizer.name, batch: batchSize, samplesPerS: batchSize / (t.ms / 1000), ...t };
+    return { backend: info.tfBackend, optimizer: optimizer.name, batch: batchSize, patchDropout: Number(opt['patch-dropout']), samplesPerS: batchSize / (t.ms / 1000), ...t };
   },
 
   async profile() {

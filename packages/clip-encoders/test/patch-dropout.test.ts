@@ -46,7 +46,7 @@ describe.each(Object.entries(towers))('%s patch dropout', (_name, make) => {
       expect(out.lastHiddenState.shape).toEqual([2, 1 + kept, 8]);
       const evalOut = tower.forward(x);
       expect(evalOut.lastHiddenState.shape).toEqual([2, 1 + PATCHES, 8]);
-      tf.dispose([out, evalOut]);
+      tf.dispose([...Object.values(out), ...Object.values(evalOut)] as tf.Tensor[]);
     }
     expect(() => (tower.patchDropout = 1)).toThrow(ValueError);
     expect(() => (tower.patchDropout = -0.1)).toThrow(ValueError);
