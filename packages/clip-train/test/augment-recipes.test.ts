@@ -27,4 +27,25 @@ describe('augmentation and patch dropout in an experiment', () => {
       expect(h.val_loss).toBeCloseTo(plain.val_loss!, 5);
     }
   });
+
+  it('a run interrupted mid-epoch and resumed ends like an uninterrupted one (augmentation draws and patch-dropout picks included)', async () => {
+    const config = (dir: string) => {
+      const base = tinyConfig(dir);
+      return {
+        ...base,
+        model: { ...base.model, vision: { ...(base.model as { vision: object }).vision, patchDropout: 0.5 } } as typeof base.model,
+        data: { ...base.data, augment: { randomResizedCrop: {}, colorJitter: { contrast: 0.3 } } },
+      };
+    };
+    const strip = (h: Record<string, number>[]) => h.map(({ seconds: _s, ...rest }) => rest);
+    const straight = await runExperiment(config(await tmpDir()), { io: quiet });
+    const dir = await tmpDir();
+    const controller = new AbortController();
+    // Ctrl-C as epoch 1's progress line appears: fit() stops at the next step boundary.
+    const io = { stdout: () => {}, stderr: (t: string) => (t.startsWith('epoch 1/2') ? controller.abort() : undefined) };
+    const first = await runExperiment(config(dir), { io, signal: controller.signal });
+    expect(first.interrupted).toBe(true);
+    const resumed = await runExperiment(config(dir), { io: quiet, resume: true });
+    expect(strip(resumed.history)).toEqual(strip(straight.history));
+  });
 });
