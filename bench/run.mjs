@@ -2,7 +2,7 @@
 // hits both sides alike. Each measurement runs in its own process (bench/tasks.mjs, or
 // bench/pytorch_reference.py); a row whose requirement is missing says why instead of failing the bench.
 //
-//   node bench/run.mjs [--json] [--quick] [--big] [--only train,matmuls,infer,pipeline,frozen,memory,threads,big,...]
+//   node bench/run.mjs [--json] [--quick] [--big] [--only train,matmuls,patchdrop,infer,pipeline,frozen,memory,threads,big,...]
 //     --json   also write bench/results.json (docs/benchmarks.md is generated from it: bench/render-doc.mjs)
 //     --quick  fewer repetitions (a smoke run; numbers are noisier)
 //     --merge  with --json and --only: replace just the re-measured rows in the existing bench/results.json
@@ -245,6 +245,25 @@ if (want('pipeline')) {
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
+}
+
+if (want('patchdrop')) {
+  // FLIP patch dropout (issue 14 §5): the same small training step with p = 0 and p = 0.5 in one bench run,
+  // so machine load hits both alike. Speed only; the accuracy effect is measured by the demo ablation.
+  const steps = {};
+  for (const p of ['0', '0.5']) {
+    log(`train step: tfjs wasm, patch dropout ${p}`);
+    steps[p] = await node('train', ['--backend', 'wasm', '--patch-dropout', p, '--reps', String(REPS), '--warmup', '1'], 900);
+    raw[`train-wasm-patchdrop-${p}`] = steps[p];
+  }
+  const [off, on] = [steps['0'], steps['0.5']];
+  const ok = off.ok !== false && on.ok !== false;
+  rows.push({
+    id: 'patch-dropout', name: 'train step, small, batch 32, tfjs wasm — patch dropout 0.5 vs 0 (speed-up)', unit: '×',
+    ours: ok ? off.ms / on.ms : null,
+    unavailable: ok ? undefined : why(off.ok === false ? off : on),
+    note: ok ? `${Math.round(off.ms)} ms/step with all 196 patches, ${Math.round(on.ms)} ms/step keeping 98 (medians of ${off.reps} / ${on.reps})` : undefined,
+  });
 }
 
 if (want('frozen')) {

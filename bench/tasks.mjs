@@ -1,7 +1,7 @@
 // One bench measurement per process (so backends, heaps and peak RSS do not mix), run by bench/run.mjs:
 //   node bench/tasks.mjs <train|train-parallel|infer|memory|pipeline|frozen|profile|matmul|matmuls|big-train|big-cache>
 //        [--backend wasm] [--reps N] [--warmup N] [--batch N] [--dir DIR] [--steps N] [--threads N] [--workers N]
-//        [--micro N] [--images N] [--resizer sharp|pillow] [--concurrency N]
+//        [--micro N] [--images N] [--resizer sharp|pillow] [--concurrency N] [--patch-dropout P]
 // --threads: wasm backend threads (default: initBackend's, i.e. $CLIP_WASM_THREADS or every core).
 // Prints one JSON object as its last stdout line. Uses the BUILT packages (dist), as a user would.
 import * as tf from '@tensorflow/tfjs-core';
@@ -29,6 +29,8 @@ const { positionals, values: opt } = parseArgs({
     threads: { type: 'string' },
     micro: { type: 'string' },
     images: { type: 'string', default: '64' },
+    /** FLIP patch dropout of the vision tower in the train/memory steps (issue 14 §5). */
+    'patch-dropout': { type: 'string', default: '0' },
   },
 });
 const task = positionals[0];
@@ -175,7 +177,9 @@ async function makeOptimizer(model) {
 
 async function trainingStep() {
   const { core, info } = await setup();
-  const model = core.CLIPModel.fromConfig(SMALL, { seed: 0 });
+  const patchDropout = Number(opt['patch-dropout']);
+  const config = patchDropout > 0 ? { ...SMALL, vision_config: { ...SMALL.vision_config, patch_dropout: patchDropout } } : SMALL;
+  const model = core.CLIPModel.fromConfig(config, { seed: 0 });
   const optimizer = await makeOptimizer(model);
   const vars = model.trainableVariables();
   return {
@@ -280,7 +284,7 @@ const tasks = {
     const { info, step, optimizer } = await trainingStep();
     const batch = makeBatch(batchSize);
     const t = await timed(() => step(batch));
-    return { backend: info.tfBackend, threads: info.threads, optimizer: optimizer.name, batch: batchSize, samplesPerS: batchSize / (t.ms / 1000), ...t };
+    return { backend: info.tfBackend, threads: info.threads, optimizer: optimizer.name, batch: batchSize, patchDropout: Number(opt['patch-dropout']), samplesPerS: batchSize / (t.ms / 1000), ...t };
   },
 
   /** A plain 1024² · 1024² float32 product (XNNPACK's own path on wasm): the kernel rate, GFLOP/s. */

@@ -23,6 +23,13 @@ export interface CaptionTokenizer {
   fingerprint(): string;
 }
 
+/** Decoded pixels at their stored size: interleaved RGB uint8, row-major. */
+export interface DecodedRgb {
+  data: Uint8Array;
+  width: number;
+  height: number;
+}
+
 export interface ImageProcessor {
   /** Output size; every method returns float32 CHW of length 3 * height * width. */
   readonly height: number;
@@ -35,4 +42,10 @@ export interface ImageProcessor {
   processRaw(pixels: Uint8Array, width: number, height: number, channels: 1 | 3 | 4, source: string): Promise<Float32Array>;
   /** Stable description of the preprocessing (size, mean, std, resample) for cache keys. */
   fingerprint(): string;
+  /**
+   * Optional: decode a file / bytes to RGB without resizing (alpha handled as in processFile). Training
+   * augmentation (@clip-ts/data) needs it: a random crop is cut from the full-size image.
+   */
+  decodeFile?(path: string): Promise<DecodedRgb>;
+  decodeBuffer?(bytes: Uint8Array, source: string): Promise<DecodedRgb>;
 }

@@ -22,3 +22,5 @@ export type { CaptionBatch, LabelBatch } from './loader.js';
 export { splitStats, lengthStats, allCaptions, isCaptionDataset, isClassificationDataset } from './stats.js';
 export type { SplitStats, LengthStats } from './stats.js';
 export { subset } from './subset.js';
+export { AugmentOptionsSchema, Augmenter, AugmentingProcessor, randomResizedCropBox, resizedCrop, adjustBrightness, adjustContrast, adjustSaturation, hflip } from './augment/index.js';
+export type { AugmentOptions, ResolvedAugmentOptions, SampleAugmentation, CropBox, CropDraws } from './augment/index.js';

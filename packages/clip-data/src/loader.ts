@@ -1,6 +1,9 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { Rng, ShapeError, ValueError, hash32 } from '@clip-ts/core';
+import { ConfigError, Rng, ShapeError, ValueError, hash32 } from '@clip-ts/core';
 import type { CaptionTokenizer, ImageProcessor } from '@clip-ts/core';
+import { Augmenter } from './augment/augmenter.js';
+import type { ResolvedAugmentOptions } from './augment/options.js';
+import { AugmentingProcessor } from './augment/processor.js';
 import { BadImageError } from './errors.js';
 import { CaptionLoaderOptionsSchema, ClassificationLoaderOptionsSchema } from './schemas.js';
 import type { CaptionLoaderOptions, ClassificationLoaderOptions } from './schemas.js';
@@ -82,6 +85,7 @@ interface CommonOptions {
   onBadImage?: OnBadImage | undefined;
   cache: boolean;
   onWarning?: WarningSink | undefined;
+  augment?: ResolvedAugmentOptions | undefined;
 }
 
 /**
@@ -96,6 +100,7 @@ abstract class BaseLoader<D extends ImageDataset, B> {
   private readonly warn: WarningSink;
   private readonly bad = new Set<number>();
   private readonly cache: Map<number, Float32Array> | undefined;
+  private readonly augmenter: Augmenter | undefined;
 
   constructor(
     readonly dataset: D,
@@ -105,11 +110,21 @@ abstract class BaseLoader<D extends ImageDataset, B> {
     this.onBad = opts.onBadImage ?? dataset.onBadImage ?? 'error';
     this.warn = opts.onWarning ?? defaultWarn;
     this.cache = opts.cache ? new Map() : undefined;
+    const augmenter = opts.augment ? new Augmenter(opts.augment, opts.seed) : undefined;
+    this.augmenter = augmenter?.active ? augmenter : undefined;
+    if (this.augmenter && opts.cache) {
+      throw new ConfigError(`${dataset.name}/${dataset.split}: augment and cache cannot be combined (augmented pixels differ every epoch)`);
+    }
     const n = dataset.length;
     this.numBatches = opts.dropLast ? Math.floor(n / opts.batchSize) : Math.ceil(n / opts.batchSize);
     if (this.numBatches === 0) {
       throw new ValueError(`${dataset.name}/${dataset.split}: ${n} images give no batch of ${opts.batchSize} with dropLast`);
     }
+  }
+
+  /** True when the loader augments its images (an `augment` option with some part on). */
+  get augmented(): boolean {
+    return this.augmenter !== undefined;
   }
 
   /** Dataset indices in the order of `epoch` (a permutation derived from (seed, epoch) when shuffling). */
@@ -146,7 +161,7 @@ abstract class BaseLoader<D extends ImageDataset, B> {
     const pending: Array<Promise<Decoded>> = [];
     let next = 0;
     const start = () => {
-      const p = this.decode(plan[next++] as number[], sem);
+      const p = this.decode(plan[next++] as number[], sem, epoch);
       // Mark as handled now: a prefetched batch may fail while the consumer holds another one (or
       // after it stopped early); the error surfaces when (if) that batch is awaited below.
       p.catch(() => undefined);
@@ -172,13 +187,22 @@ abstract class BaseLoader<D extends ImageDataset, B> {
 
   protected abstract assemble(decoded: Decoded, epoch: number): B;
 
-  private async image(index: number, sem: Semaphore): Promise<Float32Array | null> {
+  /**
+   * The processor of image `index` in `epoch`: the loader's own, or one that augments it with draws from
+   * (seed, epoch, index) alone — so decode concurrency, prefetch and resuming mid-epoch change nothing.
+   */
+  private processorFor(index: number, epoch: number): ImageProcessor {
+    const base = this.opts.imageProcessor;
+    return this.augmenter ? new AugmentingProcessor(base, this.augmenter.forSample(epoch, index)) : base;
+  }
+
+  private async image(index: number, sem: Semaphore, epoch: number): Promise<Float32Array | null> {
     if (this.bad.has(index)) return null;
     const hit = this.cache?.get(index);
     if (hit) return hit;
     await sem.acquire();
     try {
-      const img = await this.dataset.loadImage(index, this.opts.imageProcessor);
+      const img = await this.dataset.loadImage(index, this.processorFor(index, epoch));
       this.cache?.set(index, img);
       return img;
     } catch (err) {
@@ -191,15 +215,34 @@ abstract class BaseLoader<D extends ImageDataset, B> {
     }
   }
 
-  private async decode(indices: number[], sem: Semaphore): Promise<Decoded> {
+  private async decode(indices: number[], sem: Semaphore, epoch: number): Promise<Decoded> {
     const { height, width } = this.opts.imageProcessor;
     const chw = 3 * height * width;
-    const images = await Promise.all(indices.map((i) => this.image(i, sem)));
+    const images = await Promise.all(indices.map((i) => this.image(i, sem, epoch)));
     const kept = indices.filter((_, k) => images[k] !== null);
     const pixels = new Float32Array(kept.length * chw);
     let row = 0;
     for (const img of images) if (img !== null) pixels.set(img, chw * row++);
     return { indices: kept, pixels };
+  }
+}
+
+/**
+ * A mirrored image no longer fits a caption that says "on the left": flipping such data teaches the model
+ * to ignore sides (or to contradict its captions). Warn once, with a count and an example.
+ */
+function warnSidedCaptions(dataset: ImageCaptionDataset, warn: WarningSink): void {
+  let count = 0;
+  let example = '';
+  for (let i = 0; i < dataset.length; i++) {
+    const sided = dataset.captions(i).find((c) => /\b(left|right)\b/i.test(c));
+    if (sided !== undefined) {
+      count++;
+      example ||= sided;
+    }
+  }
+  if (count > 0) {
+    warn(`${dataset.name}/${dataset.split}: augment.hflip mirrors images, but ${count} of ${dataset.length} images have captions naming a side (e.g. "${example}"); consider hflip off for this data`);
   }
 }
 
@@ -215,6 +258,7 @@ export class CaptionLoader extends BaseLoader<ImageCaptionDataset, CaptionBatch>
     this.tokenizer = o.tokenizer;
     this.maxLength = o.maxLength;
     this.captionPick = o.captionPick;
+    if ((o.augment?.hflip ?? 0) > 0) warnSidedCaptions(dataset, o.onWarning ?? defaultWarn);
   }
 
   /** Which caption of image `index` epoch `epoch` uses: derived from (seed, epoch, index) only. */

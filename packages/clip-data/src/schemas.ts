@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import type { CaptionTokenizer, ImageProcessor } from '@clip-ts/core';
 import type { WarningSink } from './types.js';
+import { AugmentOptionsSchema } from './augment/options.js';
 
 /** zod schemas for every dataset and loader option; loaders parse their options with these. */
 
@@ -120,6 +121,11 @@ const loaderCommon = {
   /** Keep decoded images in memory across epochs (costs length*3*H*W*4 bytes). */
   cache: z.boolean().default(false),
   onWarning: warning.optional(),
+  /**
+   * Seeded training augmentation (random resized crop, flip, colour jitter), drawn per (seed, epoch,
+   * index). For training loaders only; cannot be combined with `cache` (each epoch's pixels differ).
+   */
+  augment: AugmentOptionsSchema.optional(),
 };
 
 export const CaptionLoaderOptionsSchema = z.strictObject({

@@ -15,6 +15,7 @@ import {
 } from '@clip-ts/core';
 import { CLIPTower, clipEncoderKeys, headsDivideHidden, runCLIPEncoder, type CLIPEncoderLayer } from './clip-encoder-layers.js';
 import { firstToken, SeededDropout, type TowerOptions } from './layers.js';
+import { PatchDropout } from './patch-dropout.js';
 import type { Dense, Norm } from './tower.js';
 
 /**
@@ -36,6 +37,8 @@ export const CLIPVisionConfigSchema = z
     image_size: positiveInt.default(224),
     patch_size: positiveInt.default(32),
     intermediate_size: positiveInt.default(3072),
+    /** Training only: fraction of patch tokens dropped (FLIP; open_clip's vision_cfg name). Not an HF key. */
+    patch_dropout: z.number().min(0).lt(1).optional(),
     ...clipEncoderKeys,
   })
   .superRefine((c, ctx) => {
@@ -66,6 +69,7 @@ export class CLIPVisionModel extends CLIPTower implements ImageEncoder {
   readonly config: CLIPVisionConfig;
   readonly hiddenSize: number;
   private readonly dropout: SeededDropout;
+  private readonly patchDrop: PatchDropout;
   private readonly grid: number;
   private readonly classEmbedding: tf.Variable;
   private readonly patchEmbedding: Dense;
@@ -81,7 +85,10 @@ export class CLIPVisionModel extends CLIPTower implements ImageEncoder {
     super('clip_vision', c.num_hidden_layers, (options.initialize ?? true) ? rng : null);
     this.config = c;
     this.hiddenSize = c.hidden_size;
-    this.dropout = new SeededDropout(rng.fork(1));
+    // One generator for both kinds of dropout: the checkpointed RNG states stay one per tower.
+    const dropRng = rng.fork(1);
+    this.dropout = new SeededDropout(dropRng);
+    this.patchDrop = new PatchDropout(dropRng, c.patch_dropout ?? 0);
     this.grid = c.image_size / c.patch_size;
     const D = c.hidden_size;
     const P = c.patch_size;
@@ -95,6 +102,15 @@ export class CLIPVisionModel extends CLIPTower implements ImageEncoder {
     this.preLayrnorm = this.norm('pre_layrnorm', D, 'embeddings');
     this.layers = this.buildEncoder(c);
     this.postLayernorm = this.norm('post_layernorm', D, 'head');
+  }
+
+  /** Fraction of patch tokens dropped in training (FLIP), in [0, 1); config `patch_dropout`, default 0. */
+  get patchDropout(): number {
+    return this.patchDrop.prob;
+  }
+
+  set patchDropout(prob: number) {
+    this.patchDrop.prob = prob;
   }
 
   /**
@@ -157,7 +173,8 @@ export class CLIPVisionModel extends CLIPTower implements ImageEncoder {
   private run(pixels: ImageInput, training: boolean): tf.Tensor3D {
     const c = this.config;
     return tf.tidy(() => {
-      const h = this.embeddings(pixels);
+      // open_clip: patch dropout after the position embeddings, before ln_pre.
+      const h = this.patchDrop.apply(this.embeddings(pixels), training);
       const normed = layerNorm(h, this.preLayrnorm.gamma, this.preLayrnorm.beta, c.layer_norm_eps) as tf.Tensor3D;
       return runCLIPEncoder(normed, this.layers, c, undefined, (p) => this.dropout.apply(p, c.attention_dropout, training));
     });

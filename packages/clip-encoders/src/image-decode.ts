@@ -6,7 +6,7 @@ import { readFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import sharp, { type Sharp } from 'sharp';
-import { ConfigError, DataError, ValueError, type ImageProcessor } from '@clip-ts/core';
+import { ConfigError, DataError, ValueError, type DecodedRgb, type ImageProcessor } from '@clip-ts/core';
 import { readJson } from './files.js';
 import { ClipPixelProcessor, optionsFromPreprocessorConfig, type ImageProcessorOptions } from './image-processor.js';
 import type { ResampleFilter } from './resample.js';
@@ -69,14 +69,30 @@ export class ClipImageProcessor extends ClipPixelProcessor implements ImageProce
     return out;
   }
 
+  /** Decode to RGB at the stored size (no resize): what training augmentation crops from. A new array, the caller's. */
+  async decodeFile(path: string): Promise<DecodedRgb> {
+    return this.decode(await readBytes(path), path, false);
+  }
+
+  /** As decodeFile, from encoded bytes. */
+  async decodeBuffer(bytes: Uint8Array, source: string): Promise<DecodedRgb> {
+    return this.decode(bytes, source, false);
+  }
+
   /** Decode `bytes`, then resize + normalise into `out` at `offset` (or a new array); returns the array. */
   private async decodeInto(bytes: Uint8Array, source: string, out?: Float32Array, offset = 0): Promise<Float32Array> {
+    const img = await this.decode(bytes, source, true);
+    return this.fromRgb8(img.data, img.width, img.height, source, out, offset);
+  }
+
+  /** RGB8 of `bytes`; with `resize`, libvips also resizes when shrinksInSharp says it should. */
+  private async decode(bytes: Uint8Array, source: string, resize: boolean): Promise<DecodedRgb> {
     let decoded: { data: Buffer; info: { width: number; height: number; channels: number } };
     try {
       // failOn 'warning' (sharp's default, spelled out): a truncated JPEG is an error, not a grey band.
       // sequentialRead: libvips streams the decode through the resize instead of decoding whole first.
       let img = sharp(bytes, { failOn: 'warning', sequentialRead: true });
-      if (await this.shrinksInSharp(img)) {
+      if (resize && (await this.shrinksInSharp(img))) {
         const { width, height, resample } = this.options;
         // No shrink-on-load: JPEG's DCT-domain downscaling is faster but adds aliasing Pillow has not.
         img = img.resize(width, height, { fit: 'fill', kernel: SHARP_KERNEL[resample], fastShrinkOnLoad: false });
@@ -88,7 +104,7 @@ export class ClipImageProcessor extends ClipPixelProcessor implements ImageProce
     }
     const { data, info } = decoded;
     if (info.channels !== 3) throw new DataError(`image ${source}: decoded to ${info.channels} channels, expected 3`);
-    return this.fromRgb8(new Uint8Array(data.buffer, data.byteOffset, data.length), info.width, info.height, source, out, offset);
+    return { data: new Uint8Array(data.buffer, data.byteOffset, data.length), width: info.width, height: info.height };
   }
 
   /** Whether libvips does the resize: the 'sharp' resizer, a plain resize, and no dimension grows. */

@@ -30,3 +30,4 @@ export { urlFiles, type UrlFilesOptions } from './clip-url-files.js';
 export type { CLIPImageProcessor } from './platform/types.js';
 // Browser image decoding (File/Blob/HTMLImageElement/ImageBitmap/ImageData → RGB), browser-safe.
 export * from './platform/browser-images.js';
+export { PatchDropout } from './patch-dropout.js';

@@ -17,6 +17,7 @@ import {
 import { multiHeadAttention } from './attention.js';
 import { truncNormalInit } from './init.js';
 import { ACTIVATIONS, activation, firstToken, SeededDropout, type TowerOptions } from './layers.js';
+import { PatchDropout } from './patch-dropout.js';
 import { HfTower, type Dense, type Norm } from './tower.js';
 import type { WeightGroup } from './weights.js';
 
@@ -52,6 +53,8 @@ export const ViTConfigSchema = z
     add_pooling_layer: z.boolean().optional(),
     /** What `encode` returns: [CLS] of the last hidden state (the reference) or the pooler output. */
     feature: z.enum(['cls', 'pooler']).default('cls'),
+    /** Training only: fraction of patch tokens dropped (FLIP; open_clip's vision_cfg name). Not an HF key. */
+    patch_dropout: z.number().min(0).lt(1).optional(),
   })
   .superRefine((c, ctx) => {
     if (c.hidden_size % c.num_attention_heads !== 0) {
@@ -85,7 +88,7 @@ export function parseViTConfig(raw: unknown, source = 'ViT config'): ViTConfig {
 }
 
 export interface ViTOutput {
-  /** [batch, 1 + numPatches, hidden], after the final LayerNorm. */
+  /** [batch, 1 + numPatches, hidden], after the final LayerNorm (1 + kept patches in training with patch dropout). */
   lastHiddenState: tf.Tensor3D;
   /** [batch, hidden] = tanh(dense(CLS)); present when the model has a pooler. */
   poolerOutput?: tf.Tensor2D;
@@ -107,6 +110,7 @@ export class ViTModel extends HfTower implements ImageEncoder {
   readonly hiddenSize: number;
   readonly hasPooler: boolean;
   private readonly dropout: SeededDropout;
+  private readonly patchDrop: PatchDropout;
   private readonly imageHW: [number, number];
   private readonly patchHW: [number, number];
   private readonly numPatches: number;
@@ -131,7 +135,10 @@ export class ViTModel extends HfTower implements ImageEncoder {
     this.imageHW = pair(c.image_size);
     this.patchHW = pair(c.patch_size);
     this.numPatches = (this.imageHW[0] / this.patchHW[0]) * (this.imageHW[1] / this.patchHW[1]);
-    this.dropout = new SeededDropout(rng.fork(1));
+    // One generator for both kinds of dropout: the checkpointed RNG states stay one per tower.
+    const dropRng = rng.fork(1);
+    this.dropout = new SeededDropout(dropRng);
+    this.patchDrop = new PatchDropout(dropRng, c.patch_dropout ?? 0);
     const D = c.hidden_size;
     const norm = (name: string, group: WeightGroup): Norm => this.norm(name, D, group);
 
@@ -157,6 +164,15 @@ export class ViTModel extends HfTower implements ImageEncoder {
     }
     this.layernorm = norm('layernorm', 'head');
     if (this.hasPooler) this.pooler = this.dense('pooler.dense', D, D, 'head');
+  }
+
+  /** Fraction of patch tokens dropped in training (FLIP), in [0, 1); config `patch_dropout`, default 0. */
+  get patchDropout(): number {
+    return this.patchDrop.prob;
+  }
+
+  set patchDropout(prob: number) {
+    this.patchDrop.prob = prob;
   }
 
   /**
@@ -213,7 +229,7 @@ export class ViTModel extends HfTower implements ImageEncoder {
       const embedded = tf.reshape(linear(patches, this.projection.kernel, this.projection.bias), [B, gh * gw, D]);
       // ViTEmbeddings: prepend [CLS], then add position embeddings (which include the CLS slot).
       const cls = tf.tile(this.clsToken, [B, 1, 1]);
-      let h: tf.Tensor = tf.add(tf.concat([cls, embedded], 1), this.positionEmbeddings);
+      let h: tf.Tensor = this.patchDrop.apply(tf.add(tf.concat([cls, embedded], 1), this.positionEmbeddings) as tf.Tensor3D, training);
       h = drop(h, c.hidden_dropout_prob);
       for (const l of this.layers) {
         // ViTLayer (pre-LN): h + attention(layernorm_before(h)); then h + mlp(layernorm_after(h)).

@@ -100,6 +100,23 @@ describe('experiment config', () => {
     }
   });
 
+  it('data.augment and model.vision.patchDropout (issue 14 §4, §5): parsed with defaults, bad values name the key', () => {
+    const c = parseExperimentConfig({
+      ...minimal,
+      model: { ...minimal.model, vision: { ...minimal.model.vision, patchDropout: 0.5 } },
+      data: { ...minimal.data, augment: { randomResizedCrop: {}, hflip: 0.5, colorJitter: { brightness: 0.2 } } },
+    });
+    expect(c.data.augment).toEqual({ randomResizedCrop: { scale: [0.9, 1], ratio: [3 / 4, 4 / 3] }, hflip: 0.5, colorJitter: { brightness: 0.2 } });
+    expect('vision' in c.model && c.model.vision.patchDropout).toBe(0.5);
+    expect(parseExperimentConfig(minimal).data.augment).toBeUndefined();
+    const bad = (over: object) => () => parseExperimentConfig({ ...minimal, ...over });
+    expect(bad({ data: { ...minimal.data, augment: { hflip: 2 } } })).toThrow(/data\.augment\.hflip/);
+    expect(bad({ data: { ...minimal.data, augment: { randomResizedCrop: { scale: [0.5, 1.5] } } } })).toThrow(/data\.augment\.randomResizedCrop\.scale/);
+    expect(bad({ data: { ...minimal.data, augment: { flip: 0.5 } } })).toThrow(/data\.augment/);
+    expect(bad({ model: { ...minimal.model, vision: { ...minimal.model.vision, patchDropout: 1 } } })).toThrow(/model\.vision/);
+    expect(bad({ model: { ...minimal.model, text: { ...minimal.model.text, patchDropout: 0.5 } } })).toThrow(/model\.text/);
+  });
+
   it('docs/config.schema.json is the JSON Schema generated from the zod schema (CLIP_UPDATE_SCHEMA=1 rewrites it)', () => {
     const file = new URL('../../../docs/config.schema.json', import.meta.url);
     const generated = `${JSON.stringify(experimentJsonSchema(), null, 2)}\n`;

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { BACKEND_NAMES, LOSS_TYPES, MAX_WASM_THREADS, TARGET_MODES } from '@clip-ts/core';
+import { AugmentOptionsSchema } from '@clip-ts/data';
 
 /**
  * The experiment config of `clip train` and runExperiment. Strict everywhere: an unknown key is an error
@@ -22,6 +23,14 @@ const TowerSchema = z.union([
   }),
 ]);
 
+/**
+ * The vision tower takes one training option on top: FLIP patch dropout (open_clip's PatchDropout), the
+ * fraction of patch tokens each training image drops (0.5 in the FLIP paper); all tokens at eval. ViT and
+ * CLIP vision towers. Default 0.
+ */
+const patchDropout = { patchDropout: z.number().min(0).lt(1).optional() };
+const VisionTowerSchema = z.union([TowerSchema.options[0].extend(patchDropout), TowerSchema.options[1].extend(patchDropout)]);
+
 /** 'none' trains the tower, 'all' freezes it, a number N trains only its last N transformer blocks. */
 const TowerFreezeSchema = z.union([z.enum(['none', 'all']), z.number().int().min(0)]);
 
@@ -41,7 +50,7 @@ export const ModelConfigSchema = z
   .strictObject({
     /** A whole HF CLIPModel (directory or Hub id, e.g. openai/clip-vit-base-patch32): towers, heads and logit scale. */
     pretrained: z.string().min(1).optional(),
-    vision: TowerSchema.optional(),
+    vision: VisionTowerSchema.optional(),
     text: TowerSchema.optional(),
     /** Default 256. */
     projectionDim: positiveInt.optional(),
@@ -69,7 +78,7 @@ export const ModelConfigSchema = z
     m.pretrained !== undefined
       ? { pretrained: m.pretrained, freeze: m.freeze }
       : {
-          vision: m.vision as TowerSpec,
+          vision: m.vision as VisionTowerSpec,
           text: m.text as TowerSpec,
           projectionDim: m.projectionDim ?? 256,
           head: m.head ?? 'linear',
@@ -79,10 +88,11 @@ export const ModelConfigSchema = z
   );
 
 export type TowerSpec = z.infer<typeof TowerSchema>;
+export type VisionTowerSpec = z.infer<typeof VisionTowerSchema>;
 export type ModelFreeze = z.infer<typeof FreezeSchema>;
 /** A model built from two towers and fresh heads. */
 export interface TowersModelConfig {
-  vision: TowerSpec;
+  vision: VisionTowerSpec;
   text: TowerSpec;
   projectionDim: number;
   head: 'linear' | 'mlp';
@@ -138,8 +148,14 @@ export const DataConfigSchema = z.strictObject({
   limit: z
     .strictObject({ train: positiveInt.optional(), val: positiveInt.optional(), test: positiveInt.optional() })
     .optional(),
-  /** Decoded images held in memory across epochs (needs RAM: N·3·H·W·4 bytes). */
+  /** Decoded images held in memory across epochs (needs RAM: N·3·H·W·4 bytes). Val/test only when augment is on. */
   cacheImages: z.boolean().default(false),
+  /**
+   * Training-split augmentation (torchvision semantics), seeded per (seed, epoch, image): randomResizedCrop
+   * { scale, ratio }, hflip (probability), colorJitter { brightness, contrast, saturation }. Absent: none
+   * (the reference). Val and test are never augmented.
+   */
+  augment: AugmentOptionsSchema.optional(),
 });
 
 export const OptimConfigSchema = z

@@ -95,6 +95,19 @@ async function buildFromTowers(spec: TowersModelConfig, config: ExperimentConfig
 }
 
 /**
+ * model.vision.patchDropout on the built or resumed model's image tower (a training option, not in the
+ * tower's saved config, so a resumed run takes it from the experiment config again).
+ */
+export function applyPatchDropout(model: CLIPModel, spec: ExperimentConfig['model']): void {
+  if (!('vision' in spec) || spec.vision.patchDropout === undefined) return;
+  const tower = model.imageEncoder as ImageEncoder & { patchDropout?: unknown };
+  if (typeof tower.patchDropout !== 'number') {
+    throw new ConfigError(`model.vision.patchDropout: the '${String(tower.getConfig().model_type)}' image tower has no patch dropout (ViT and CLIP vision towers do)`);
+  }
+  (tower as { patchDropout: number }).patchDropout = spec.vision.patchDropout;
+}
+
+/**
  * The loss is part of the model (a SigLIP model carries logit_bias): a pretrained or resumed checkpoint
  * must have been made for the configured loss.
  */

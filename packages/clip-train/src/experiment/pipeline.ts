@@ -64,7 +64,11 @@ export async function buildPipeline(
 ): Promise<{ useCache: boolean; withPipeline: AnyPipeline }> {
   const { config } = run;
   const valLoader = evalLoader(run, inputs, inputs.data.val, config.data.cacheImages);
-  const useCache = frozen.visionFrozen && frozen.textFrozen && config.featureCache.enabled === 'auto';
+  // Cached image features would freeze one view of each image: augmentation needs the towers every step.
+  const useCache = frozen.visionFrozen && frozen.textFrozen && config.featureCache.enabled === 'auto' && !trainLoader.augmented;
+  if (frozen.visionFrozen && frozen.textFrozen && config.featureCache.enabled === 'auto' && trainLoader.augmented) {
+    run.log('feature cache: off (data.augment changes the training images every epoch)');
+  }
   if (!useCache) {
     const towers = { vision: frozen.visionFrozen, text: frozen.textFrozen };
     let task: TrainTask<CaptionBatch>;

@@ -19,7 +19,7 @@ import type { Optimizer } from '../optim/optimizer.js';
 import { rngStates } from '../trainer/rng-state.js';
 import type { TrainableModel } from '../trainer/types.js';
 import { saveCheckpointAssets, TOKENIZER_FILE } from './checkpoint-assets.js';
-import { applyFreeze, buildModel, checkLossType } from './model.js';
+import { applyFreeze, applyPatchDropout, buildModel, checkLossType } from './model.js';
 import { buildOptimizer } from './optimizer.js';
 import { loadTeacherEmbeddings } from '../distill/teacher.js';
 import { setupEma, withEmaCheckpoint } from './ema-setup.js';
@@ -54,6 +54,7 @@ export async function buildTraining(run: RunContext, inputs: RunInputs, resumeFr
   };
   try {
     if (resumeFrom) checkLossType(model, config.loss, resumeFrom);
+    applyPatchDropout(model, config.model);
     const frozen = applyFreeze(model, config.model.freeze);
     const trainLoader = new CaptionLoader(inputs.data.train, {
       batchSize: config.data.batchSize,
@@ -63,7 +64,9 @@ export async function buildTraining(run: RunContext, inputs: RunInputs, resumeFr
       shuffle: true,
       seed: run.loaderSeed,
       captionPick: config.data.captionPick,
-      cache: config.data.cacheImages,
+      // Augmented pixels differ every epoch, so only the val/test loaders keep decoded images then.
+      cache: config.data.cacheImages && config.data.augment === undefined,
+      augment: config.data.augment,
     });
     const cacheDir = config.featureCache.dir ?? path.join(run.runDir, 'feature-cache');
     const distill = config.distill ? { teacher: await loadTeacher(run, inputs, config.distill.teacher, cacheDir), weight: config.distill.weight } : undefined;
