@@ -151,4 +151,15 @@ describe('threaded wasm in a child process (built dist)', () => {
     expect(warnings).toHaveLength(1);
     expect(warnings[0]).toMatch(/\(2 threads\) did not start: threaded wasm: not started after 1 ms.*single-threaded/);
   });
+
+  it('importing the package registers no wasm backend: a program that never calls initBackend runs on cpu', async () => {
+    const script = [
+      "import * as tf from '@tensorflow/tfjs-core';",
+      "import '@clip-ts/core';",
+      'const y = tf.add(tf.scalar(1), tf.scalar(2)).dataSync()[0];',
+      'console.log(JSON.stringify({ backend: tf.getBackend(), y }));',
+    ].join('\n');
+    const { stdout } = await run(process.execPath, ['--input-type=module', '-e', script], { cwd: ROOT, timeout: 60_000 });
+    expect(JSON.parse(stdout.trim().split('\n').pop() as string)).toEqual({ backend: 'cpu', y: 3 });
+  });
 });

@@ -3,7 +3,6 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type * as tf from '@tensorflow/tfjs-core';
-import { BackendWasm, setThreadsCount } from '@tensorflow/tfjs-backend-wasm';
 import { BackendError } from '../errors.js';
 
 /**
@@ -90,6 +89,9 @@ function unrefAll(module: ThreadedModule): void {
  * backend (tfjs' engine, once registered as a factory result).
  */
 export async function startThreadedWasm(threads: number, timeoutMs: number): Promise<tf.KernelBackend> {
+  // Imported here, not at the top: importing the package registers the 'wasm' backend, and a registered but
+  // uninitialised async backend makes tfjs refuse every op of a program that never called initBackend.
+  const { BackendWasm, setThreadsCount } = await import('@tensorflow/tfjs-backend-wasm');
   const require = createRequire(import.meta.url);
   let gluePath: string;
   let factory: Factory;
