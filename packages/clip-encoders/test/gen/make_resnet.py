@@ -16,7 +16,7 @@ unbiased variance, num_batches_tracked + 1) is taken from the nn.Module network 
   downsample_in_first_stage; saved like ResNetForImageClassification ('resnet.' prefix, classifier.1.*).
 - resnet-tiny-gelu: bottleneck with downsample_in_bottleneck (stride on the first 1x1 conv),
   downsample_in_first_stage and hidden_act gelu (HF applies it in the stem and after each residual add
-  only; the convs inside a layer keep ResNetConvLayer's default relu); 1 image of 20x24.
+  only; the convs inside a layer keep ResNetConvLayer's default relu); 2 images of 20x24.
 
 io.safetensors: pixel_values, last_hidden_state [B, C, h, w], pooler_output [B, C] (HF's is [B, C, 1, 1]),
 and for train mode: train_last_hidden_state, train_pooler_output and train_state.<buffer> (every BN's
@@ -34,7 +34,8 @@ DT = {np.dtype('float32'): 'F32', np.dtype('int64'): 'I64'}
 def write_safetensors(path, tensors):
     header, blobs, off = {}, [], 0
     for name in sorted(tensors):
-        a = np.ascontiguousarray(tensors[name]); raw = a.tobytes()
+        # ascontiguousarray makes 0-d arrays 1-d; num_batches_tracked is 0-d in PyTorch.
+        a = np.ascontiguousarray(tensors[name]).reshape(np.shape(tensors[name])); raw = a.tobytes()
         header[name] = {'dtype': DT[a.dtype], 'shape': list(a.shape), 'data_offsets': [off, off + len(raw)]}
         blobs.append(raw); off += len(raw)
     h = json.dumps(header, separators=(',', ':')).encode()
@@ -237,4 +238,4 @@ if __name__ == '__main__':
          layer_type='basic', hidden_act='relu', downsample_in_first_stage=True), (2, 3, 23, 23), 1302, prefix='resnet.')
     make(out, 'resnet-tiny-gelu', dict(num_channels=3, embedding_size=8, hidden_sizes=[16, 24], depths=[1, 2],
          layer_type='bottleneck', hidden_act='gelu', downsample_in_first_stage=True, downsample_in_bottleneck=True),
-         (1, 3, 20, 24), 1303)
+         (2, 3, 20, 24), 1303)
