@@ -1,4 +1,5 @@
 import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
 import { CLIPModel, ConfigError } from '@clip-ts/core';
@@ -82,6 +83,21 @@ describe('runExperiment with a ResNet vision tower from scratch', () => {
     for (const [k, b] of bufs) {
       const init = k.endsWith('running_var') ? 1 : 0;
       expect(b.values.every((v) => v === init), k).toBe(true);
+    }
+  });
+
+  it('pretrained: an HF ResNetForImageClassification dir loads (resnet. prefix) and, with frozen stats, keeps its statistics', async () => {
+    const hf = fileURLToPath(new URL('../../clip-encoders/test/fixtures/hf/resnet-tiny-basic', import.meta.url));
+    const runDir = await tmpDir();
+    const base = tinyConfig(runDir);
+    await runExperiment({ ...base, schedule: { epochs: 1 }, model: { ...base.model, vision: { pretrained: hf, freezeBnStats: true } } }, quiet);
+    const saved = await bnBuffers(path.join(runDir, 'last'));
+    const { tensors } = await readSafetensors(path.join(hf, 'model.safetensors'));
+    expect(saved.size).toBe([...tensors.keys()].filter((k) => /normalization\.(running_|num_batches)/.test(k)).length);
+    for (const [k, b] of saved) {
+      const src = tensors.get(k.replace(/^vision_model\./, 'resnet.'));
+      expect(src, k).toBeDefined();
+      expect(b.values, k).toEqual(Array.from(src!.data));
     }
   });
 
