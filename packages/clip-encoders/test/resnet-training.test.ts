@@ -1,5 +1,6 @@
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs-core';
+import type { EncoderConfig } from '@clip-ts/core';
 import { ResNetModel } from '@clip-ts/encoders';
 import { expectSameGradients, gradientsOn } from './helpers.js';
 
@@ -11,9 +12,9 @@ import { expectSameGradients, gradientsOn } from './helpers.js';
 const BOTTLENECK = { model_type: 'resnet', embedding_size: 8, hidden_sizes: [8, 12], depths: [2, 1], layer_type: 'bottleneck' };
 const BASIC = { model_type: 'resnet', embedding_size: 4, hidden_sizes: [4, 8], depths: [1, 1], layer_type: 'basic', downsample_in_first_stage: true, hidden_act: 'gelu' };
 
-function gradsOn(backend: 'cpu' | 'wasm', config: object, training: boolean): Promise<Map<string, Float32Array>> {
+function gradsOn(backend: 'cpu' | 'wasm', config: EncoderConfig, training: boolean): Promise<Map<string, Float32Array>> {
   return gradientsOn(backend, () => {
-    const model = new ResNetModel({ model_type: 'resnet', ...config }, { seed: 21 });
+    const model = new ResNetModel(config, { seed: 21 });
     const x = tf.tensor4d(Array.from({ length: 2 * 3 * 19 * 17 }, (_, i) => Math.sin(i * 0.7)), [2, 3, 19, 17]);
     // A weighted sum, so the gradient does not vanish through the batch-statistics normalisation.
     const w = tf.tensor2d(Array.from({ length: 2 * model.hiddenSize }, (_, i) => Math.cos(i)), [2, model.hiddenSize]);
@@ -38,7 +39,9 @@ describe('ResNet gradients: wasm equals cpu', () => {
       it(`${name}, ${training ? 'training (batch statistics)' : 'eval (running statistics)'}`, async () => {
         const cpu = await gradsOn('cpu', config, training);
         const wasm = await gradsOn('wasm', config, training);
-        const count = new ResNetModel({ model_type: 'resnet', ...config }).trainableVariables().length;
+        const probe = new ResNetModel(config);
+        const count = probe.trainableVariables().length;
+        probe.dispose();
         expectSameGradients(wasm, cpu, count, { nonZero: true });
       });
     }
