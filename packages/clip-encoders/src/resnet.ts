@@ -123,15 +123,16 @@ export class ResNetModel extends HfTower implements ImageEncoder {
     const rng = new Rng(options.seed ?? 0);
     const random = options.initialize ?? true;
     const numLayers = c.depths.reduce((a, b) => a + b, 0);
-    // The only random weights are convs; convBn passes each one's std through `kaimingStd`.
-    let kaimingStd = 1;
-    super('resnet', numLayers, (n) => (random ? normalInit(rng, n, kaimingStd) : null));
+    // Convs are the only random weights and each draws its own std (below), so there is no shared sampler.
+    super('resnet', numLayers, () => null);
     this.config = c;
     this.hiddenSize = c.hidden_sizes[c.hidden_sizes.length - 1] as number;
 
     const convBn = (name: string, inC: number, outC: number, kernel: number, stride: number, act: ActivationName | null, group: WeightGroup): ConvBn => {
-      kaimingStd = Math.sqrt(2 / (outC * kernel * kernel));
-      const filter = this.param(`${name}.convolution.weight`, [outC, inC, kernel, kernel], 'conv', group, 'random') as tf.Tensor as tf.Tensor4D;
+      // kaiming_normal_(mode='fan_out', nonlinearity='relu'): std = √(2 / (out·kh·kw)).
+      const size = outC * inC * kernel * kernel;
+      const init = random ? normalInit(rng, size, Math.sqrt(2 / (outC * kernel * kernel))) : 'zeros';
+      const filter = this.param(`${name}.convolution.weight`, [outC, inC, kernel, kernel], 'conv', group, init) as tf.Tensor as tf.Tensor4D;
       return { filter, kernel, stride, act, bn: this.batchNorm(`${name}.normalization`, outC, group) };
     };
 
