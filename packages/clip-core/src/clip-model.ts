@@ -364,6 +364,11 @@ export class CLIPModel {
     const tensors = new Map<string, WritableTensor>();
     try {
       for (const [name, t] of state) {
+        // int32 state (BatchNorm's num_batches_tracked) is written as PyTorch stores it: int64.
+        if (t.dtype === 'int32') {
+          tensors.set(name, { dtype: 'I64', shape: [...t.shape], data: (await t.data()) as Int32Array });
+          continue;
+        }
         if (t.dtype !== 'float32') throw new CheckpointError(`${source}: '${name}' has dtype ${t.dtype}, expected float32`);
         tensors.set(name, { dtype: 'F32', shape: [...t.shape], data: (await t.data()) as Float32Array });
       }

@@ -21,6 +21,11 @@ export interface NamedVariable {
   variable: tf.Variable;
   /** LayerNorm weights, biases, embeddings' norms: excluded from weight decay by the trainer. */
   noDecay: boolean;
+  /**
+   * State the forward pass updates in training, never the optimizer (BatchNorm running statistics and
+   * `num_batches_tracked`): never trainable, but saved, loaded and snapshotted like the weights.
+   */
+  buffer?: boolean;
 }
 
 /** Decoded tensor data as read from safetensors (float types widened to float32, int types to int32). */

@@ -2,11 +2,12 @@ import { checkTowerConfigAgainstWeights, ConfigError, parseSafetensors, urlDirec
 import { CLIPTextModel, parseCLIPTextConfig, type CLIPTextConfig } from './clip-text.js';
 import { CLIPVisionModel, parseCLIPVisionConfig, type CLIPVisionConfig } from './clip-vision.js';
 import { DistilBertModel, parseDistilBertConfig, type DistilBertConfig } from './distilbert.js';
+import { parseResNetConfig, ResNetModel, type ResNetConfig } from './resnet.js';
 import { parseViTConfig, ViTModel, type ViTConfig } from './vit.js';
 import './tower-sizes.js'; // registers the size checks this loader runs
 
 /**
- * Load Hugging Face ViT / DistilBERT / CLIPVisionModel / CLIPTextModel checkpoints into towers from objects, bytes or a URL (browser-safe).
+ * Load Hugging Face ViT / ResNet / DistilBERT / CLIPVisionModel / CLIPTextModel checkpoints into towers from objects, bytes or a URL (browser-safe).
  * Checkpoint directories on disk (incl. sharded ones) are ./hf-load-dir.ts (`@clip-ts/encoders/node`).
  */
 
@@ -17,6 +18,7 @@ import './tower-sizes.js'; // registers the size checks this loader runs
  */
 const PREFIXES = {
   vit: ['vit.', 'vision_model.'],
+  resnet: ['resnet.'],
   distilbert: ['distilbert.', 'text_model.'],
   clip_vision_model: ['vision_model.'],
   clip_text_model: ['text_model.'],
@@ -34,6 +36,7 @@ export interface LoadEncoderOptions {
 
 export type LoadedEncoder =
   | { kind: 'image'; encoder: ViTModel; config: ViTConfig }
+  | { kind: 'image'; encoder: ResNetModel; config: ResNetConfig }
   | { kind: 'text'; encoder: DistilBertModel; config: DistilBertConfig }
   | { kind: 'image'; encoder: CLIPVisionModel; config: CLIPVisionConfig }
   | { kind: 'text'; encoder: CLIPTextModel; config: CLIPTextConfig };
@@ -66,6 +69,7 @@ export function prepareEncoder(raw: unknown, configSource: string, options: Load
   }
   const prefixes = PREFIXES[type as keyof typeof PREFIXES];
   if (type === 'clip_vision_model' || type === 'clip_text_model') return prepareCLIPTower(type, raw, configSource, prefixes, options);
+  if (type === 'resnet') return prepareResNet(raw, configSource, prefixes, options);
   const base: Record<string, unknown> = { ...(raw as EncoderConfig) };
   if (options.feature !== undefined) base.feature = options.feature;
   const textConfig = type === 'distilbert' ? parseDistilBertConfig(base, configSource) : undefined;
@@ -84,6 +88,20 @@ export function prepareEncoder(raw: unknown, configSource: string, options: Load
       // The ViT pooler is built when the checkpoint has one (ViTModel) and not when it has none (ViTFor*).
       base.add_pooling_layer = options.pooler ?? (weights.has('pooler.dense.weight') || options.feature === 'pooler');
       const encoder = withWeights(new ViTModel(parseViTConfig(base, configSource), opts), weights, source);
+      return { kind: 'image', encoder, config: encoder.config };
+    },
+  };
+}
+
+/** An HF ResNetModel (or ResNetForImageClassification: `resnet.` prefix, its classifier ignored). */
+function prepareResNet(raw: unknown, configSource: string, prefixes: readonly string[], options: LoadEncoderOptions): PreparedEncoder {
+  const config = parseResNetConfig(raw, configSource);
+  return {
+    keep: (key) => !key.startsWith('classifier.'),
+    load(tensors, source) {
+      const weights = towerWeights(tensors, prefixes);
+      checkTowerConfigAgainstWeights(raw as EncoderConfig, weights, { source: configSource, weightsSource: source });
+      const encoder = withWeights(new ResNetModel(config, { seed: options.seed, initialize: false }), weights, source);
       return { kind: 'image', encoder, config: encoder.config };
     },
   };
@@ -169,7 +187,7 @@ export async function loadEncoderFromUrl(
 }
 
 /** Load `weights` into a fresh tower, disposing it if they don't fit. */
-function withWeights<E extends ViTModel | DistilBertModel | CLIPVisionModel | CLIPTextModel>(encoder: E, weights: Map<string, TensorData>, source: string): E {
+function withWeights<E extends ViTModel | ResNetModel | DistilBertModel | CLIPVisionModel | CLIPTextModel>(encoder: E, weights: Map<string, TensorData>, source: string): E {
   try {
     encoder.loadStateDict(weights, source);
     return encoder;

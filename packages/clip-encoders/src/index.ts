@@ -1,8 +1,9 @@
 // Browser-safe: nothing here imports a `node:` module or sharp (clip-core's browser-bundle test checks).
 // Files, directories, the Hub cache and image decoding are in ./node.ts (`@clip-ts/encoders/node`).
 export {};
-// Towers (importing this package registers model_type vit / distilbert with the core registry).
+// Towers (importing this package registers model_type vit / resnet / distilbert with the core registry).
 export * from './vit.js';
+export * from './resnet.js';
 export * from './distilbert.js';
 // HF CLIP towers (model_type clip_vision_model / clip_text_model) and loading an HF CLIPModel repo.
 export * from './clip-vision.js';
@@ -10,7 +11,7 @@ export * from './clip-text.js';
 export * from './clip-hf.js';
 export * from './clip-hf-save.js';
 export * from './clip-tokenizer.js';
-export { vitWeightSpec, distilBertWeightSpec } from './tower-sizes.js';
+export { vitWeightSpec, resnetWeightSpec, distilBertWeightSpec } from './tower-sizes.js';
 export * from './attention.js';
 export * from './hf-load.js';
 export { normalInit, truncNormalInit } from './init.js';

@@ -1,5 +1,6 @@
 import { registerTowerWeightSpec, type ExpectedWeight, type TowerWeightSpec } from '@clip-ts/core';
 import { parseDistilBertConfig, type DistilBertConfig } from './distilbert.js';
+import { parseResNetConfig, type ResNetConfig } from './resnet.js';
 import { parseViTConfig, type ViTConfig } from './vit.js';
 
 /**
@@ -36,6 +37,28 @@ export function vitWeightSpec(c: ViTConfig): TowerWeightSpec {
   };
 }
 
+/**
+ * ResNet: the stem conv pins num_channels / embedding_size; each stage's first layer pins its hidden size
+ * (and layer_type, through the shape of its last conv); a layer past each stage's depth, or a stage past
+ * the last, must not exist.
+ */
+export function resnetWeightSpec(c: ResNetConfig): TowerWeightSpec {
+  const expected: ExpectedWeight[] = [
+    { name: 'embedder.embedder.convolution.weight', shape: [c.embedding_size, c.num_channels, 7, 7], keys: ['embedding_size', 'num_channels'] },
+  ];
+  const absent: NonNullable<TowerWeightSpec['absent']> = [];
+  const stage = (s: number): string => `encoder.stages.${s}.layers`;
+  c.hidden_sizes.forEach((h, s) => {
+    const depth = c.depths[s] as number;
+    const last = c.layer_type === 'basic' ? { name: 'layer.1', shape: [h, h, 3, 3] } : { name: 'layer.2', shape: [h, Math.floor(h / 4), 1, 1] };
+    for (let j = 0; j < depth; j++) expected.push({ name: `${stage(s)}.${j}.${last.name}.convolution.weight`, shape: last.shape, keys: ['hidden_sizes', 'layer_type', 'depths'] });
+    absent.push({ name: `${stage(s)}.${depth}.layer.0.convolution.weight`, key: 'depths', message: `the config says stage ${s} has ${depth} layer(s) but the weights have more` });
+  });
+  const n = c.hidden_sizes.length;
+  absent.push({ name: `${stage(n)}.0.layer.0.convolution.weight`, key: 'hidden_sizes', message: `the config says ${n} stage(s) but the weights have more` });
+  return { expected, absent };
+}
+
 export function distilBertWeightSpec(c: DistilBertConfig): TowerWeightSpec {
   const D = c.dim;
   const perLayer = layers(c.n_layers, (i) => `transformer.layer.${i}.ffn.lin1.weight`, [c.hidden_dim, D], ['hidden_dim', 'dim'], 'n_layers');
@@ -50,4 +73,5 @@ export function distilBertWeightSpec(c: DistilBertConfig): TowerWeightSpec {
 }
 
 registerTowerWeightSpec('vit', (config, source) => vitWeightSpec(parseViTConfig(config, source)));
+registerTowerWeightSpec('resnet', (config, source) => resnetWeightSpec(parseResNetConfig(config, source)));
 registerTowerWeightSpec('distilbert', (config, source) => distilBertWeightSpec(parseDistilBertConfig(config, source)));

@@ -6,9 +6,13 @@ import { CheckpointError, ValueError, type NamedVariable, type TensorData } from
  * PyTorch (what stateDict/loadStateDict speak) and tfjs (what the forward pass uses):
  * - `plain`: same shape in both (LayerNorm, biases, embeddings);
  * - `linear`: torch nn.Linear [out, in] ↔ tfjs dense kernel [in, out];
- * - `patch`: torch Conv2d [out, c, kh, kw] ↔ a dense kernel [c·kh·kw, out] applied to flattened patches.
+ * - `patch`: torch Conv2d [out, c, kh, kw] ↔ a dense kernel [c·kh·kw, out] applied to flattened patches;
+ * - `conv`: torch Conv2d [out, c, kh, kw] ↔ a tfjs conv2d filter [kh, kw, c, out].
+ *
+ * Buffers (BatchNorm running statistics, `num_batches_tracked`) live here too, so checkpoints save and
+ * load them with the weights, but they are never trainable: the forward pass updates them, not the optimizer.
  */
-export type WeightLayout = 'plain' | 'linear' | 'patch';
+export type WeightLayout = 'plain' | 'linear' | 'patch' | 'conv';
 
 /** Where a weight sits, for partial freezing: embeddings, block i, or after the blocks (final norm, pooler). */
 export type WeightGroup = 'embeddings' | 'head' | number;
@@ -21,6 +25,7 @@ interface Entry {
   hfShape: number[];
   noDecay: boolean;
   group: WeightGroup;
+  buffer: boolean;
 }
 
 let instances = 0;
@@ -29,9 +34,10 @@ const sameShape = (a: readonly number[], b: readonly number[]): boolean =>
   a.length === b.length && a.every((d, i) => d === b[i]);
 
 /** HF-layout values → tensor in tfjs layout (caller owns). */
-function toTfjs(layout: WeightLayout, hfShape: number[], data: Float32Array): tf.Tensor {
+function toTfjs(layout: WeightLayout, hfShape: number[], data: Float32Array | Int32Array): tf.Tensor {
   return tf.tidy(() => {
-    if (layout === 'plain') return tf.tensor(data, hfShape, 'float32');
+    if (layout === 'plain') return tf.tensor(data, hfShape, data instanceof Int32Array ? 'int32' : 'float32');
+    if (layout === 'conv') return tf.transpose(tf.tensor4d(data, hfShape as [number, number, number, number], 'float32'), [2, 3, 1, 0]);
     const out = hfShape[0] as number;
     const flat = tf.tensor2d(data, [out, data.length / out], 'float32');
     return tf.transpose(flat);
@@ -50,20 +56,22 @@ export class TowerWeights {
 
   /**
    * Create a variable from values in HF layout and return it (the store owns it). `noDecay` marks
-   * LayerNorm weights, biases and embedding norms.
+   * LayerNorm weights, biases and embedding norms; `buffer` marks state that is saved but never trained
+   * (an Int32Array init makes an int32 buffer, e.g. num_batches_tracked).
    */
   add(
     name: string,
     hfShape: number[],
     layout: WeightLayout,
-    init: Float32Array,
-    opts: { noDecay: boolean; group: WeightGroup },
+    init: Float32Array | Int32Array,
+    opts: { noDecay: boolean; group: WeightGroup; buffer?: boolean },
   ): tf.Variable {
     if (this.byName.has(name)) throw new Error(`duplicate weight ${name}`);
+    const buffer = opts.buffer ?? false;
     const value = toTfjs(layout, hfShape, init);
-    const variable = tf.variable(value, true, `${this.scope}/${name}`, 'float32');
+    const variable = tf.variable(value, !buffer, `${this.scope}/${name}`, value.dtype);
     value.dispose();
-    const entry: Entry = { name, variable, layout, hfShape, noDecay: opts.noDecay, group: opts.group };
+    const entry: Entry = { name, variable, layout, hfShape, noDecay: opts.noDecay || buffer, group: opts.group, buffer };
     this.entries.push(entry);
     this.byName.set(name, entry);
     return variable;
@@ -74,16 +82,21 @@ export class TowerWeights {
   }
 
   named(): NamedVariable[] {
-    return this.entries.map((e) => ({ name: e.name, variable: e.variable, noDecay: e.noDecay }));
+    return this.entries.map((e) => (e.buffer ? { name: e.name, variable: e.variable, noDecay: true, buffer: true } : { name: e.name, variable: e.variable, noDecay: e.noDecay }));
   }
 
   /** Trainable variables, less those `skip` names (weights the forward pass does not use). */
   trainable(skip: (name: string) => boolean = () => false): tf.Variable[] {
-    return this.entries.filter((e) => e.variable.trainable && !skip(e.name)).map((e) => e.variable);
+    return this.entries.filter((e) => !e.buffer && e.variable.trainable && !skip(e.name)).map((e) => e.variable);
   }
 
   setTrainable(trainable: boolean): void {
-    for (const e of this.entries) e.variable.trainable = trainable;
+    for (const e of this.params()) e.variable.trainable = trainable;
+  }
+
+  /** The entries that can train (everything but buffers). */
+  private params(): Entry[] {
+    return this.entries.filter((e) => !e.buffer);
   }
 
   /**
@@ -93,13 +106,13 @@ export class TowerWeights {
   freezeAllButLast(n: number, numBlocks: number): void {
     if (!Number.isInteger(n) || n < 0) throw new ValueError(`freezeAllButLast: n must be a non-negative integer, got ${n}`);
     const first = numBlocks - n;
-    for (const e of this.entries) {
+    for (const e of this.params()) {
       e.variable.trainable = e.group === 'head' || (typeof e.group === 'number' && e.group >= first);
     }
   }
 
   get frozen(): boolean {
-    return this.entries.every((e) => !e.variable.trainable);
+    return this.params().every((e) => !e.variable.trainable);
   }
 
   /** Weights in HF/PyTorch layout; the caller owns the tensors. */
@@ -108,7 +121,11 @@ export class TowerWeights {
     for (const e of this.entries) {
       out.set(
         e.name,
-        tf.tidy(() => (e.layout === 'plain' ? tf.clone(e.variable) : tf.reshape(tf.transpose(e.variable), e.hfShape))),
+        tf.tidy(() => {
+          if (e.layout === 'plain') return tf.clone(e.variable);
+          if (e.layout === 'conv') return tf.transpose(e.variable, [3, 2, 0, 1]);
+          return tf.reshape(tf.transpose(e.variable), e.hfShape);
+        }),
       );
     }
     return out;
@@ -128,7 +145,8 @@ export class TowerWeights {
         if (!optional(e.name)) missing.push(e.name);
         continue;
       }
-      if (w.dtype !== 'float32') problems.push(`${e.name}: expected a float tensor, found ${w.storedDtype}`);
+      const want = e.variable.dtype === 'int32' ? 'int32' : 'float32';
+      if (w.dtype !== want) problems.push(`${e.name}: expected ${want === 'int32' ? 'an integer' : 'a float'} tensor, found ${w.storedDtype}`);
       else if (!sameShape(w.shape, e.hfShape)) {
         problems.push(`${e.name}: checkpoint has shape [${w.shape.join(', ')}], the model expects [${e.hfShape.join(', ')}]`);
       }
@@ -140,7 +158,7 @@ export class TowerWeights {
     for (const e of this.entries) {
       const w = weights.get(e.name);
       if (!w) continue;
-      const value = toTfjs(e.layout, e.hfShape, w.data as Float32Array);
+      const value = toTfjs(e.layout, e.hfShape, w.data);
       e.variable.assign(value);
       value.dispose();
     }

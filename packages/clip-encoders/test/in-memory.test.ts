@@ -42,7 +42,7 @@ afterAll(async () => {
 
 function encodeImages(e: LoadedEncoder): number[] {
   if (e.kind !== 'image') throw new Error('expected an image tower');
-  const size = e.config.image_size;
+  const size = e.config.image_size as number | [number, number]; // the ViT fixtures' (a ResNet config has none)
   const [h, w] = typeof size === 'number' ? [size, size] : size;
   return tf.tidy(() => Array.from(e.encoder.encode(tf.randomUniform([2, 3, h, w], -1, 1, 'float32', 7) as tf.Tensor4D).dataSync()));
 }

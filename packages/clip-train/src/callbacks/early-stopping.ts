@@ -96,7 +96,8 @@ export class EarlyStopping extends Callback {
 
   private takeSnapshot(): void {
     this.clearSnapshot();
-    this.snapshot = new Map(this.trainer.model.namedVariables().filter((nv) => nv.variable.trainable).map((nv) => [nv.name, tf.clone(nv.variable)]));
+    // Buffers (BatchNorm running statistics) change in training too and belong to the best weights.
+    this.snapshot = new Map(this.trainer.model.namedVariables().filter((nv) => nv.variable.trainable || nv.buffer).map((nv) => [nv.name, tf.clone(nv.variable)]));
   }
 
   private clearSnapshot(): void {

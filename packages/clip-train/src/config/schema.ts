@@ -11,15 +11,23 @@ const positiveInt = z.number().int().positive();
 const rate = z.number().min(0).lt(1);
 const lr = z.number().positive().max(10);
 
+/**
+ * Towers with BatchNorm (ResNet): keep normalising with the running statistics and never update them
+ * while the weights train (open_clip's --lock-image-freeze-bn-stats). Default false.
+ */
+const freezeBnStats = z.boolean().optional();
+
 /** One tower: a pretrained HF directory (config.json + weights), or a config to build from scratch. */
 const TowerSchema = z.union([
   z.strictObject({
     /** Directory of a Hugging Face checkpoint (config.json + model.safetensors). */
     pretrained: z.string().min(1),
+    freezeBnStats,
   }),
   z.strictObject({
-    /** HF-style config (`model_type` 'vit' / 'distilbert' or any registered type); weights start random. */
+    /** HF-style config (`model_type` 'vit' / 'resnet' / 'distilbert' or any registered type); weights start random. */
     config: z.looseObject({ model_type: z.string().min(1) }),
+    freezeBnStats,
   }),
 ]);
 

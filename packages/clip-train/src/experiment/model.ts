@@ -23,6 +23,19 @@ import { clipChunkedSpec } from '../step/clip-step.js';
 
 async function buildTower(kind: 'image' | 'text', spec: TowerSpec, seed: number): Promise<ImageEncoder | TextEncoder> {
   const where = kind === 'image' ? 'model.vision' : 'model.text';
+  const tower = await buildTowerWeights(kind, spec, seed, where);
+  if (spec.freezeBnStats) {
+    const freeze = (tower as unknown as { freezeBnStats?: (frozen: boolean) => void }).freezeBnStats;
+    if (typeof freeze !== 'function') {
+      tower.dispose();
+      throw new ConfigError(`${where}.freezeBnStats: this tower (${tower.getConfig().model_type}) has no BatchNorm statistics to freeze`);
+    }
+    freeze.call(tower, true);
+  }
+  return tower;
+}
+
+async function buildTowerWeights(kind: 'image' | 'text', spec: TowerSpec, seed: number, where: string): Promise<ImageEncoder | TextEncoder> {
   if ('pretrained' in spec) {
     const loaded = await loadEncoderFromDir(spec.pretrained, { seed });
     if (loaded.kind !== kind) {
