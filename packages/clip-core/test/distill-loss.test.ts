@@ -1,24 +1,15 @@
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { ShapeError, clipLoss, distillClipLoss, initBackend, softCrossEntropy, type SafetensorsFile } from '../src/index.js';
-import { readSafetensors } from '../src/node.js';
+import { ShapeError, clipLoss, distillClipLoss, initBackend, softCrossEntropy } from '../src/index.js';
 import { expectClose } from './helpers/close.js';
+import { safetensorsFixture } from './helpers/fixture.js';
 
 // Reference: open_clip's DistillClipLoss in PyTorch float64 (fixtures/distill-loss/make_distill.py), stored
 // as float32. Tolerance: expectClose's default, 1e-5 of each tensor's max |want|.
 const FIXTURE = fileURLToPath(new URL('./fixtures/distill-loss/io.safetensors', import.meta.url));
 
-let ref: SafetensorsFile;
-const get = (name: string): Float32Array => {
-  const t = ref.tensors.get(name);
-  if (!t) throw new Error(`fixture lacks ${name}`);
-  return t.data as Float32Array;
-};
-
-beforeAll(async () => {
-  ref = await readSafetensors(FIXTURE);
-});
+const get = safetensorsFixture(FIXTURE);
 
 for (const backend of ['cpu', 'wasm'] as const) {
   describe(`DistillClipLoss parity with PyTorch on ${backend}`, () => {

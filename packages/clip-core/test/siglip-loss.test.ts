@@ -14,27 +14,17 @@ import {
   initBackend,
   siglipLogits,
   siglipLoss,
-  type SafetensorsFile,
   type TextInput,
 } from '../src/index.js';
-import { readSafetensors } from '../src/node.js';
 import { expectClose } from './helpers/close.js';
+import { safetensorsFixture } from './helpers/fixture.js';
 import { IMAGE_CONFIG, TEXT_CONFIG, fakeBatch, registerFakeTowers } from './helpers/fake-towers.js';
 
 // Reference: PyTorch float64 (fixtures/siglip-loss/make_siglip.py), stored as float32.
 const FIXTURE = fileURLToPath(new URL('./fixtures/siglip-loss/io.safetensors', import.meta.url));
 // Tolerance (float32 math against a float64 reference): expectClose's default, 1e-5 of each tensor's max |want|.
 
-let ref: SafetensorsFile;
-const get = (name: string): Float32Array => {
-  const t = ref.tensors.get(name);
-  if (!t) throw new Error(`fixture lacks ${name}`);
-  return t.data as Float32Array;
-};
-
-beforeAll(async () => {
-  ref = await readSafetensors(FIXTURE);
-});
+const get = safetensorsFixture(FIXTURE);
 
 for (const backend of ['cpu', 'wasm'] as const) {
   describe(`SigLIP and grouped CLIP loss parity with PyTorch on ${backend}`, () => {
