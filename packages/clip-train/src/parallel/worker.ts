@@ -13,11 +13,13 @@ import { sharedGather } from './gather.js';
 import { readVariables } from './layout.js';
 import type { InitMessage, StepMessage, WorkerReply } from './protocol.js';
 import { shardLoss } from './shard-step.js';
+import { PhaseClock } from './timing.js';
 
 const port = parentPort;
 if (!port) throw new Error('parallel/worker.js must run in a worker thread');
 const init = workerData as InitMessage;
 const reply = (m: WorkerReply): void => port.postMessage(m);
+const clock = new PhaseClock(init.phaseTimes, init.replica);
 // A thread that ends by process.exit or a fatal error must still release replicas blocked on a barrier.
 let closing = false;
 process.on('exit', () => {
@@ -42,7 +44,9 @@ function runStep(ctx: Awaited<ReturnType<typeof start>>, m: StepMessage): void {
     if (init.fault.kind === 'exit') process.exit(1);
     throw new Error(`injected fault at step ${m.step}`);
   }
+  clock.reset();
   readVariables(init.gradLayout, byName, init.weights, trainable);
+  clock.mark('weights');
   // Dropout: a stream per (main's state at this step, replica), so a run is deterministic for a given
   // worker count and a resume (which restores main's states) redraws the same masks.
   const rngs = findRngs(model);
@@ -50,7 +54,7 @@ function runStep(ctx: Awaited<ReturnType<typeof start>>, m: StepMessage): void {
     r.state = hash32(m.rngStates[i] as number, init.replica);
   });
   const rows = { start: m.rowStart, end: m.rowEnd, batchSize: m.batchSize };
-  const { gather, failure } = sharedGather({ ...init, dim: model.projectionDim }, m.step, rows);
+  const { gather, failure } = sharedGather({ ...init, dim: model.projectionDim }, m.step, rows, clock);
   const slot = init.grads[init.replica] as Float32Array;
   const lossVars = new Set([model.logitScale.name, model.logitBias?.name]);
   tf.tidy(() => {
@@ -66,6 +70,7 @@ function runStep(ctx: Awaited<ReturnType<typeof start>>, m: StepMessage): void {
     const positives = m.positives ? tf.tensor2d(m.positives, [m.batchSize, m.batchSize]) : undefined;
     const variables = init.gradLayout.names.map((name) => byName.get(name) as tf.Variable);
     const { grads } = tf.variableGrads(() => shardLoss(model, init.frozen, shard, rows, gather, positives), variables);
+    clock.mark('lossBackward');
     const failed = failure();
     if (failed) throw failed;
     init.gradLayout.names.forEach((name, i) => {
@@ -77,6 +82,7 @@ function runStep(ctx: Awaited<ReturnType<typeof start>>, m: StepMessage): void {
       else slot.set(g.dataSync() as Float32Array, off);
     });
   });
+  clock.mark('grads');
   arrive(init.control, CTRL.GRADS);
 }
 
