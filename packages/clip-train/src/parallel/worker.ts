@@ -10,6 +10,7 @@ import '@clip-ts/encoders'; // registers the vit / distilbert / ... towers that 
 import { findRngs } from '../trainer/rng-state.js';
 import { arrive, CTRL, fail } from './barrier.js';
 import { sharedGather } from './gather.js';
+import { heapView } from './heap-view.js';
 import { readVariables } from './layout.js';
 import type { InitMessage, StepMessage, WorkerReply } from './protocol.js';
 import { shardLoss } from './shard-step.js';
@@ -79,7 +80,7 @@ function runStep(ctx: Awaited<ReturnType<typeof start>>, m: StepMessage): void {
       const off = init.gradLayout.offsets[i] as number;
       // The loss's own weights get the full gradient on every replica: main's copy is the one counted.
       if (!g || lossVars.has(v.name)) slot.fill(0, off, off + v.size);
-      else slot.set(g.dataSync() as Float32Array, off);
+      else slot.set(heapView(g) ?? (g.dataSync() as Float32Array), off);
     });
   });
   clock.mark('grads');
