@@ -25,14 +25,9 @@ export function heapView(t: tf.Tensor): Float32Array | undefined {
 }
 
 /**
- * Overwrite variable `v`'s values in place from `values` (same size) when its storage is a wasm heap block
- * that only it uses; false when that is not possible (other backend, storage shared with another tensor),
- * and the caller should assign a new tensor instead. In place saves a heap allocation, a copy and a free
- * per weight per step.
+ * Whether tf.tensor(values) copies `values` at once (wasm copies into its heap) rather than keeping the
+ * array (cpu keeps it). A view of a shared buffer that is rewritten next step may only be passed when it does.
  */
-export function overwriteInPlace(v: tf.Variable, values: Float32Array): boolean {
-  const b = heapBackend();
-  if (!b || v.dtype !== 'float32' || b.refCount(v.dataId) !== 1) return false;
-  (b.typedArrayFromHeap(v) as Float32Array).set(values);
-  return true;
+export function tensorCopiesValues(): boolean {
+  return heapBackend() !== undefined;
 }

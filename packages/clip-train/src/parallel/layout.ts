@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { NamedVariable } from '@clip-ts/core';
 import { ParallelError } from './errors.js';
-import { heapView, overwriteInPlace } from './heap-view.js';
+import { heapView, tensorCopiesValues } from './heap-view.js';
 
 /** Where each named weight lives in a flat float32 buffer shared between replicas. */
 export interface VariableLayout {
@@ -53,9 +53,11 @@ export function readVariables(layout: VariableLayout, byName: ReadonlyMap<string
       throw new ParallelError(`weight ${name}: shape [${shape.join(', ')}] on the main replica, ${v ? `[${v.shape.join(', ')}]` : 'missing'} here`);
     }
     const start = layout.offsets[i] as number;
-    const values = buffer.subarray(start, start + v.size);
-    // Off wasm, tf.tensor may keep the array it is given (cpu does): the slice keeps the shared buffer,
-    // which main rewrites every step, out of the variable.
-    if (!overwriteInPlace(v, values)) tf.tidy(() => v.assign(tf.tensor(values.slice(), shape)));
+    const view = buffer.subarray(start, start + v.size);
+    // A new tensor, never an in-place write into the variable's storage: tfjs-backend-wasm caches XNNPACK
+    // operators with their weights packed, keyed by tensor, and would keep computing with the old values.
+    // The slice keeps the shared buffer, which main rewrites every step, out of a backend that keeps arrays.
+    const copies = tensorCopiesValues();
+    tf.tidy(() => v.assign(tf.tensor(copies ? view : view.slice(), shape)));
   });
 }
