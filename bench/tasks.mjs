@@ -316,8 +316,11 @@ const tasks = {
     const pool = replicas > 1 ? await train.ReplicaPool.start(model, { replicas, maxBatch: batchSize, frozen: { vision: false, text: false } }) : null;
     const batch = makeBatch(batchSize);
     let steps = 0;
+    let base;
     try {
       const t = await timed(async () => {
+        // Phases of the timed steps only: a warm-up step (first allocations, weight packing) is far slower.
+        if (steps === warmup) base = pool?.timings();
         steps += 1;
         const { value, grads } = pool ? pool.lossAndGrads(batch, vars, undefined) : tf.variableGrads(() => model.loss(batch, { training: true }), vars);
         optimizer.apply(grads);
@@ -326,8 +329,8 @@ const tasks = {
         value.dispose();
         if (!Number.isFinite(v)) throw new Error(`loss is ${v}`);
       });
-      // Wall ms per step in each phase of each replica (main first), averaged over every step run.
-      const phases = pool?.timings().map((p) => Object.fromEntries(Object.entries(p).map(([k, ms]) => [k, Math.round(ms / steps)])));
+      // Wall ms per step in each phase of each replica (main first), averaged over the timed steps.
+      const phases = pool?.timings().map((p, r) => Object.fromEntries(Object.entries(p).map(([k, ms]) => [k, Math.round((ms - (base?.[r]?.[k] ?? 0)) / (steps - warmup))])));
       return { backend: info.tfBackend, threads: info.threads, workers: replicas, batch: batchSize, samplesPerS: batchSize / (t.ms / 1000), ...t, phases };
     } finally {
       pool?.close();
