@@ -2,7 +2,7 @@
 // hits both sides alike. Each measurement runs in its own process (bench/tasks.mjs, or
 // bench/pytorch_reference.py); a row whose requirement is missing says why instead of failing the bench.
 //
-//   node bench/run.mjs [--json] [--quick] [--big] [--only train,matmuls,patchdrop,infer,pipeline,frozen,memory,threads,big,...]
+//   node bench/run.mjs [--json] [--quick] [--big] [--only train,scaling,matmuls,patchdrop,infer,pipeline,frozen,memory,threads,big,...]
 //     --json   also write bench/results.json (docs/benchmarks.md is generated from it: bench/render-doc.mjs)
 //     --quick  fewer repetitions (a smoke run; numbers are noisier)
 //     --merge  with --json and --only: replace just the re-measured rows in the existing bench/results.json
@@ -137,25 +137,41 @@ if (want('train')) {
         : undefined,
     });
   }
-  // Data-parallel scaling: the same small step on 1 and 2 replicas (worker_threads), same run.
-  const scaling = {};
-  for (const workers of [1, 2]) {
-    log(`train step: wasm, ${workers} replica(s)`);
-    scaling[workers] = await node('train-parallel', ['--backend', 'wasm', '--workers', String(workers), '--reps', String(REPS), '--warmup', '1'], 900);
-    raw[`train-parallel-${workers}`] = scaling[workers];
-  }
-  const [s1, s2] = [scaling[1], scaling[2]];
-  const speedup = s1.ok && s2.ok ? s2.samplesPerS / s1.samplesPerS : null;
-  rows.push({
-    id: 'train-scaling-wasm', name: 'train step, small, batch 32 — tfjs wasm, 2 replicas vs 1 (training.workers)', unit: '×',
-    ours: speedup, reference: null, target: '≥ 1.7×', met: speedup === null ? undefined : speedup >= 1.7,
-    unavailable: s1.ok ? why(s2) : why(s1),
-    note: speedup === null ? undefined : `${Math.round(s1.ms)} → ${Math.round(s2.ms)} ms/step (medians of ${s1.reps} / ${s2.reps}); machine has ${cpus().length} cores`,
-  });
   log('train step: per-kernel profile (wasm)');
   const p = await node('profile', ['--backend', 'wasm'], 600);
   if (p.ok) profile = p;
   else rows.push({ id: 'profile', name: 'per-kernel profile (wasm)', unavailable: p.error });
+}
+
+if (want('scaling')) {
+  // Data-parallel scaling on the small step, same run: 1 replica × 1 wasm thread, `cores` replicas × 1
+  // thread (training.workers), and 1 replica × `cores` threads (the threaded build alone), so the row
+  // says both what replicas gain and whether they beat threads. CPU time is the process's (all threads).
+  const n = cpus().length;
+  const run = async (workers, threads) => {
+    log(`train step: wasm, ${workers} replica(s) × ${threads} thread(s)`);
+    const r = await node('train-parallel', ['--backend', 'wasm', '--workers', String(workers), '--threads', String(threads), '--reps', String(REPS), '--warmup', '1'], 1200);
+    raw[`train-parallel-${workers}x${threads}`] = r;
+    return r;
+  };
+  const one = await run(1, 1);
+  const replicas = await run(n, 1);
+  const threads = await run(1, n);
+  const step = (r) => `${Math.round(r.ms)} ms/step, CPU ${Math.round(r.cpuMs)} ms/step`;
+  const speedup = one.ok && replicas.ok ? replicas.samplesPerS / one.samplesPerS : null;
+  rows.push({
+    id: 'train-scaling-wasm', name: `train step, small, batch 32 — tfjs wasm, ${n} replicas vs 1 (training.workers), 1 wasm thread each`, unit: '×',
+    ours: speedup, reference: null, target: '≥ 1.7×', met: speedup === null ? undefined : speedup >= 1.7,
+    unavailable: why(one) ?? why(replicas),
+    note: speedup === null ? undefined : `1 replica: ${step(one)}; ${n} replicas: ${step(replicas)} (medians of ${one.reps} / ${replicas.reps}); machine has ${n} cores`,
+  });
+  rows.push({
+    id: 'train-replicas-vs-threads-wasm', name: `train step, small, batch 32 — tfjs wasm, ${n} replicas × 1 thread vs 1 replica × ${n} threads`, unit: 'samples/s',
+    ours: replicas.ok ? replicas.samplesPerS : null, reference: threads.ok ? threads.samplesPerS : null,
+    ratio: replicas.ok && threads.ok ? replicas.samplesPerS / threads.samplesPerS : null,
+    unavailable: why(replicas) ?? why(threads),
+    note: replicas.ok && threads.ok ? `reference column = 1 replica × ${n} wasm threads (${step(threads)}), clip-ts column = ${n} replicas × 1 thread (${step(replicas)})` : undefined,
+  });
 }
 
 if (want('matmuls')) {

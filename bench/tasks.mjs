@@ -305,6 +305,9 @@ const tasks = {
   /** The small training step over `--workers` data-parallel replicas (1: the plain step), for the scaling row. */
   async 'train-parallel'() {
     const replicas = Number(opt.workers);
+    // As runExperiment does (setup.ts threadsPerReplica): the replicas share the cores, wasm threads on top
+    // of them would oversubscribe. --threads overrides (the 1 replica × N threads comparison).
+    if (opt.threads === undefined && replicas > 1) opt.threads = String(Math.max(1, Math.floor(availableParallelism() / replicas)));
     const { core, info } = await setup();
     const train = await import('@clip-ts/train');
     const model = core.CLIPModel.fromConfig(SMALL, { seed: 0 });
@@ -312,8 +315,13 @@ const tasks = {
     const vars = model.trainableVariables();
     const pool = replicas > 1 ? await train.ReplicaPool.start(model, { replicas, maxBatch: batchSize, frozen: { vision: false, text: false } }) : null;
     const batch = makeBatch(batchSize);
+    let steps = 0;
+    let base;
     try {
       const t = await timed(async () => {
+        // Phases of the timed steps only: a warm-up step (first allocations, weight packing) is far slower.
+        if (steps === warmup) base = pool?.timings();
+        steps += 1;
         const { value, grads } = pool ? pool.lossAndGrads(batch, vars, undefined) : tf.variableGrads(() => model.loss(batch, { training: true }), vars);
         optimizer.apply(grads);
         tf.dispose(Object.values(grads));
@@ -321,7 +329,9 @@ const tasks = {
         value.dispose();
         if (!Number.isFinite(v)) throw new Error(`loss is ${v}`);
       });
-      return { backend: info.tfBackend, workers: replicas, batch: batchSize, samplesPerS: batchSize / (t.ms / 1000), ...t };
+      // Wall ms per step in each phase of each replica (main first), averaged over the timed steps.
+      const phases = pool?.timings().map((p, r) => Object.fromEntries(Object.entries(p).map(([k, ms]) => [k, Math.round((ms - (base?.[r]?.[k] ?? 0)) / (steps - warmup))])));
+      return { backend: info.tfBackend, threads: info.threads, workers: replicas, batch: batchSize, samplesPerS: batchSize / (t.ms / 1000), ...t, phases };
     } finally {
       pool?.close();
     }

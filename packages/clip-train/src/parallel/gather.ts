@@ -1,5 +1,6 @@
 import { arrive, awaitCount, CTRL, type SharedControl } from './barrier.js';
 import type { GatherFn } from './shard-step.js';
+import type { PhaseClock } from './timing.js';
 
 /**
  * The all-gather of pool step `step` for a replica owning rows [start, end): write them into the shared
@@ -13,9 +14,11 @@ export function sharedGather(
   o: { control: SharedControl; imageEmbeds: Float32Array; textEmbeds: Float32Array; dim: number; replicas: number; timeoutMs: number },
   step: number,
   rows: { start: number; end: number; batchSize: number },
+  clock?: PhaseClock,
 ): { gather: GatherFn; failure: () => Error | undefined } {
   let failure: Error | undefined;
   const gather: GatherFn = (image, text) => {
+    clock?.mark('towers');
     o.imageEmbeds.set(image, rows.start * o.dim);
     o.textEmbeds.set(text, rows.start * o.dim);
     arrive(o.control, CTRL.EMBEDS);
@@ -25,6 +28,8 @@ export function sharedGather(
     } catch (err) {
       failure = err as Error;
       return { image: new Float32Array(n), text: new Float32Array(n) };
+    } finally {
+      clock?.mark('gather');
     }
     return { image: o.imageEmbeds.slice(0, n), text: o.textEmbeds.slice(0, n) };
   };

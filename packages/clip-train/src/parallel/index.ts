@@ -2,3 +2,4 @@ export * from './errors.js';
 export * from './pool.js';
 export * from './task.js';
 export * from './workers.js';
+export { PHASES, type Phase, type PhaseTimes } from './timing.js';

@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { NamedVariable } from '@clip-ts/core';
 import { ParallelError } from './errors.js';
+import { heapView, tensorCopiesValues } from './heap-view.js';
 
 /** Where each named weight lives in a flat float32 buffer shared between replicas. */
 export interface VariableLayout {
@@ -38,11 +39,11 @@ export function writeVariables(layout: VariableLayout, byName: ReadonlyMap<strin
     if (only && !only.has(name)) return;
     const v = byName.get(name);
     if (!v) throw new ParallelError(`weight ${name} is missing from this replica's model`);
-    buffer.set(v.dataSync() as Float32Array, layout.offsets[i] as number);
+    buffer.set(heapView(v) ?? (v.dataSync() as Float32Array), layout.offsets[i] as number);
   });
 }
 
-/** Assign the variables from `buffer` (a copy is taken: the buffer is reused next step). */
+/** Set the variables' values from `buffer` (copied: the buffer is reused next step). */
 export function readVariables(layout: VariableLayout, byName: ReadonlyMap<string, tf.Variable>, buffer: Float32Array, only?: ReadonlySet<string>): void {
   layout.names.forEach((name, i) => {
     if (only && !only.has(name)) return;
@@ -52,6 +53,11 @@ export function readVariables(layout: VariableLayout, byName: ReadonlyMap<string
       throw new ParallelError(`weight ${name}: shape [${shape.join(', ')}] on the main replica, ${v ? `[${v.shape.join(', ')}]` : 'missing'} here`);
     }
     const start = layout.offsets[i] as number;
-    tf.tidy(() => v.assign(tf.tensor(buffer.slice(start, start + v.size), shape)));
+    const view = buffer.subarray(start, start + v.size);
+    // A new tensor, never an in-place write into the variable's storage: tfjs-backend-wasm caches XNNPACK
+    // operators with their weights packed, keyed by tensor, and would keep computing with the old values.
+    // The slice keeps the shared buffer, which main rewrites every step, out of a backend that keeps arrays.
+    const copies = tensorCopiesValues();
+    tf.tidy(() => v.assign(tf.tensor(copies ? view : view.slice(), shape)));
   });
 }

@@ -10,6 +10,7 @@ import { sharedGather } from './gather.js';
 import { layoutOf, sharedFloats, writeVariables, type VariableLayout } from './layout.js';
 import type { InitMessage, StepMessage, WorkerReply } from './protocol.js';
 import { shardLoss } from './shard-step.js';
+import { PhaseClock, readPhaseTimes, sharedPhaseTimes, type PhaseTimes } from './timing.js';
 
 export interface ReplicaPoolOptions {
   /** Total replicas including the main thread (≥ 2; one replica needs no pool). */
@@ -73,6 +74,8 @@ export class ReplicaPool {
   private readonly byName: Map<string, tf.Variable>;
   private readonly trainable: Set<string>;
   private readonly timeoutMs: number;
+  private readonly phaseTimes: Float64Array;
+  private readonly clock: PhaseClock;
   private step = 0;
   private closed = false;
 
@@ -92,6 +95,8 @@ export class ReplicaPool {
     this.imageEmbeds = sharedFloats(options.maxBatch * model.projectionDim);
     this.textEmbeds = sharedFloats(options.maxBatch * model.projectionDim);
     this.control = newSharedControl();
+    this.phaseTimes = sharedPhaseTimes(this.replicas);
+    this.clock = new PhaseClock(this.phaseTimes, 0);
     this.workers = [];
   }
 
@@ -133,6 +138,7 @@ export class ReplicaPool {
         textEmbeds: this.textEmbeds,
         maxBatch: this.options.maxBatch,
         timeoutMs: this.timeoutMs,
+        phaseTimes: this.phaseTimes,
         ...(this.options.fault?.replica === r ? { fault: { step: this.options.fault.step, kind: this.options.fault.kind } } : {}),
       };
       const worker = new Worker(url, { workerData: init });
@@ -177,7 +183,9 @@ export class ReplicaPool {
     if (b > this.options.maxBatch) throw new ParallelError(`batch of ${b} rows exceeds the pool's maxBatch ${this.options.maxBatch}`);
     const step = this.step;
     this.step += 1;
+    this.clock.reset();
     writeVariables(this.gradLayout, this.byName, this.weights, this.trainable);
+    this.clock.mark('weights');
     const rngStates = findRngs(this.model).map((r) => r.state);
     const seq = batch.inputIds.shape[1];
     for (let r = 1; r < this.replicas; r++) {
@@ -207,7 +215,13 @@ export class ReplicaPool {
       (this.workers[r - 1] as Worker).postMessage(msg, [own[0].buffer, own[1].buffer, own[2].buffer]);
     }
     const rows = { ...shardRows(b, this.replicas, 0), batchSize: b };
-    const { gather, failure } = sharedGather({ control: this.control, imageEmbeds: this.imageEmbeds, textEmbeds: this.textEmbeds, dim: this.model.projectionDim, replicas: this.replicas, timeoutMs: this.timeoutMs }, step, rows);
+    this.clock.mark('send');
+    const { gather, failure } = sharedGather(
+      { control: this.control, imageEmbeds: this.imageEmbeds, textEmbeds: this.textEmbeds, dim: this.model.projectionDim, replicas: this.replicas, timeoutMs: this.timeoutMs },
+      step,
+      rows,
+      this.clock,
+    );
     let value: tf.Scalar | undefined;
     let own: tf.NamedTensorMap | undefined;
     try {
@@ -224,8 +238,12 @@ export class ReplicaPool {
       own = out.grads;
       const failed = failure();
       if (failed) throw failed;
+      this.clock.mark('lossBackward');
       awaitCount(this.control, CTRL.GRADS, (this.replicas - 1) * (step + 1), this.timeoutMs, `the gradients of step ${step}`);
-      return { value, grads: this.reduce(variables, own) };
+      this.clock.mark('grads');
+      const grads = this.reduce(variables, own);
+      this.clock.mark('reduce');
+      return { value, grads };
     } catch (err) {
       // Release workers still waiting for main's embeddings, and leave nothing allocated.
       fail(this.control, `main replica, step ${step}: ${(err as Error).message}`);
@@ -246,14 +264,27 @@ export class ReplicaPool {
       if (i === undefined) throw new ParallelError(`variable ${nameOf.get(v) ?? v.name} was not trainable when the pool started`);
       const off = this.gradLayout.offsets[i] as number;
       const g = own[v.name];
-      const sum = g ? (g.dataSync() as Float32Array).slice() : new Float32Array(v.size);
-      for (let r = 1; r < this.replicas; r++) {
-        const slot = this.grads[r] as Float32Array;
-        for (let k = 0; k < sum.length; k++) sum[k] = (sum[k] as number) + (slot[off + k] as number);
-      }
-      out[v.name] = tf.tensor(sum, v.shape);
+      // The backend's (SIMD) add instead of a JS loop, and main's own gradient never leaves the device.
+      // Same order, ((own + slot1) + slot2) ..., so the same floats as summing element by element. The
+      // slot views are used at once and disposed: a backend that keeps the array (cpu) never holds it.
+      out[v.name] = tf.tidy(() => {
+        let sum: tf.Tensor = g ? g.clone() : tf.zeros(v.shape);
+        for (let r = 1; r < this.replicas; r++) {
+          const slot = (this.grads[r] as Float32Array).subarray(off, off + v.size);
+          sum = tf.add(sum, tf.tensor(slot, v.shape));
+        }
+        return sum;
+      });
     }
     return out;
+  }
+
+  /**
+   * Wall milliseconds per phase summed over every step so far, one entry per replica (main first): where
+   * a step's time goes on each replica (bench/tasks.mjs train-parallel prints it).
+   */
+  timings(): PhaseTimes[] {
+    return readPhaseTimes(this.phaseTimes, this.replicas);
   }
 
   /** Stop the workers (idempotent). Their model copies go with them. */

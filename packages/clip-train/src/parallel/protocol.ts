@@ -23,6 +23,8 @@ export interface InitMessage {
   textEmbeds: Float32Array;
   maxBatch: number;
   timeoutMs: number;
+  /** Summed phase times of every replica (see timing.ts); this worker adds to its own row. */
+  phaseTimes: Float64Array;
   /** Test hook: this worker fails at this pool step ('throw': an exception; 'exit': the thread ends). */
   fault?: { step: number; kind: 'throw' | 'exit' };
 }

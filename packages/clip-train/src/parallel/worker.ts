@@ -10,14 +10,17 @@ import '@clip-ts/encoders'; // registers the vit / distilbert / ... towers that 
 import { findRngs } from '../trainer/rng-state.js';
 import { arrive, CTRL, fail } from './barrier.js';
 import { sharedGather } from './gather.js';
+import { heapView } from './heap-view.js';
 import { readVariables } from './layout.js';
 import type { InitMessage, StepMessage, WorkerReply } from './protocol.js';
 import { shardLoss } from './shard-step.js';
+import { PhaseClock } from './timing.js';
 
 const port = parentPort;
 if (!port) throw new Error('parallel/worker.js must run in a worker thread');
 const init = workerData as InitMessage;
 const reply = (m: WorkerReply): void => port.postMessage(m);
+const clock = new PhaseClock(init.phaseTimes, init.replica);
 // A thread that ends by process.exit or a fatal error must still release replicas blocked on a barrier.
 let closing = false;
 process.on('exit', () => {
@@ -42,7 +45,9 @@ function runStep(ctx: Awaited<ReturnType<typeof start>>, m: StepMessage): void {
     if (init.fault.kind === 'exit') process.exit(1);
     throw new Error(`injected fault at step ${m.step}`);
   }
+  clock.reset();
   readVariables(init.gradLayout, byName, init.weights, trainable);
+  clock.mark('weights');
   // Dropout: a stream per (main's state at this step, replica), so a run is deterministic for a given
   // worker count and a resume (which restores main's states) redraws the same masks.
   const rngs = findRngs(model);
@@ -50,7 +55,7 @@ function runStep(ctx: Awaited<ReturnType<typeof start>>, m: StepMessage): void {
     r.state = hash32(m.rngStates[i] as number, init.replica);
   });
   const rows = { start: m.rowStart, end: m.rowEnd, batchSize: m.batchSize };
-  const { gather, failure } = sharedGather({ ...init, dim: model.projectionDim }, m.step, rows);
+  const { gather, failure } = sharedGather({ ...init, dim: model.projectionDim }, m.step, rows, clock);
   const slot = init.grads[init.replica] as Float32Array;
   const lossVars = new Set([model.logitScale.name, model.logitBias?.name]);
   tf.tidy(() => {
@@ -66,6 +71,7 @@ function runStep(ctx: Awaited<ReturnType<typeof start>>, m: StepMessage): void {
     const positives = m.positives ? tf.tensor2d(m.positives, [m.batchSize, m.batchSize]) : undefined;
     const variables = init.gradLayout.names.map((name) => byName.get(name) as tf.Variable);
     const { grads } = tf.variableGrads(() => shardLoss(model, init.frozen, shard, rows, gather, positives), variables);
+    clock.mark('lossBackward');
     const failed = failure();
     if (failed) throw failed;
     init.gradLayout.names.forEach((name, i) => {
@@ -74,9 +80,10 @@ function runStep(ctx: Awaited<ReturnType<typeof start>>, m: StepMessage): void {
       const off = init.gradLayout.offsets[i] as number;
       // The loss's own weights get the full gradient on every replica: main's copy is the one counted.
       if (!g || lossVars.has(v.name)) slot.fill(0, off, off + v.size);
-      else slot.set(g.dataSync() as Float32Array, off);
+      else slot.set(heapView(g) ?? (g.dataSync() as Float32Array), off);
     });
   });
+  clock.mark('grads');
   arrive(init.control, CTRL.GRADS);
 }
 
