@@ -1,5 +1,6 @@
 import type { ShapesOptions } from '@clip-ts/data';
 import type { ExperimentConfigInput } from '@clip-ts/train';
+import { join } from 'node:path';
 import { bundledTokenizerFile } from './assets.js';
 import { DEMO_SHAPES } from './datasets.js';
 import { deepMerge, type DeepPartial } from './deep-merge.js';
@@ -9,6 +10,9 @@ export type DemoConfigPatch = DeepPartial<ExperimentConfigInput>;
 
 /** Prompt variants of the demo's zero-shot test (bare class name, plain prompt, a "blurry" prompt). */
 export const DEMO_TEMPLATES: readonly string[] = ['{}', 'a photo of a {}.', 'a blurry photo of a {}.'];
+
+/** An image-tower config as `model.vision.config` takes it (HF config.json keys). */
+export type DemoVisionTower = { model_type: string } & Record<string, unknown>;
 
 export interface DemoSettings {
   /** Shapes set options (the full demo uses DEMO_SHAPES). */
@@ -22,6 +26,11 @@ export interface DemoSettings {
   /** ViT patch size (the image side must be a multiple). */
   patchSize: number;
   maxLength: number;
+  /**
+   * An HF image-tower config used instead of the ViT built from hidden/layers/patchSize (e.g. a small
+   * ResNet, `model_type: 'resnet'`); taken as is, so it must fit the 32-px images by itself.
+   */
+  visionTower?: DemoVisionTower;
   /** Laid over the experiment config demoExperimentConfig builds from the fields above (last, so it wins). */
   config?: DemoConfigPatch;
 }
@@ -70,7 +79,7 @@ export function demoExperimentConfig(s: DemoSettings, runDir: string, backend: E
     backend: backend ?? 'auto',
     model: {
       vision: {
-        config: {
+        config: s.visionTower ?? {
           model_type: 'vit',
           hidden_size: s.hidden,
           num_hidden_layers: s.layers,
@@ -108,4 +117,12 @@ export function demoExperimentConfig(s: DemoSettings, runDir: string, backend: E
     output: { runDir },
   };
   return deepMerge(built, s.config);
+}
+
+/**
+ * The checkpoint the demo's zero-shot test scores: `best/`, or `best/ema` when the run keeps an EMA of the
+ * weights (the average is what such a run is for; best/ema is the average at the best raw epoch).
+ */
+export function demoScoredCheckpoint(config: ExperimentConfigInput, runDir: string): string {
+  return config.training?.ema ? join(runDir, 'best', 'ema') : join(runDir, 'best');
 }
