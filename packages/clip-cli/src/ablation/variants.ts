@@ -27,6 +27,7 @@ const warmupCosine = (lr: number) => (base: DemoSettings): DeepPartial<DemoSetti
  * convolution reads the full-resolution outline (shapes are 13–27 px wide) and only later stages pool.
  */
 const RESNET_SMALL = { model_type: 'resnet', embedding_size: 32, hidden_sizes: [32, 64, 128], depths: [1, 1, 1], layer_type: 'basic' };
+const RESNET_TINY = { ...RESNET_SMALL, embedding_size: 16, hidden_sizes: [16, 32, 64] };
 // open_clip's default area range (0.9–1) barely moves a 32-px shape; 0.6 still keeps most of every shape.
 const AUGMENT_RRC = { randomResizedCrop: { scale: [0.6, 1] as [number, number] } };
 // The demo runs ~94 steps an epoch, so timm's 0.999 would still hold mostly the warmup's weights after
@@ -75,6 +76,12 @@ export const DEMO_VARIANTS: readonly DemoVariant[] = [
     note: 'the small ResNet with two stages (32/64): its last feature map stays 4×4 instead of 2×2',
     patch: { visionTower: { ...RESNET_SMALL, hidden_sizes: [32, 64], depths: [1, 1] } },
   },
+  {
+    name: 'resnet-tiny',
+    note: 'the small ResNet at half the width (stem 16, stages 16/32/64): about a quarter of its convolution work',
+    patch: { visionTower: RESNET_TINY },
+  },
+  { name: 'resnet-tiny-rrc', note: 'resnet-tiny + augment-rrc', patch: { visionTower: RESNET_TINY, config: { data: { augment: AUGMENT_RRC } } } },
   { name: 'augment-rrc', note: `RandomResizedCrop, area ${AUGMENT_RRC.randomResizedCrop.scale.join('–')}: moves each shape across patch borders`, patch: { config: { data: { augment: AUGMENT_RRC } } } },
   { name: 'patch-dropout-0.5', note: 'FLIP: half the ViT patch tokens dropped in training, all used at eval', patch: { config: { model: { vision: { patchDropout: 0.5 } } } } },
   { name: 'ema', note: `EMA of the weights (decay ${EMA.decay}, copies for the first ${EMA.warmupSteps} steps), scored instead of the raw weights`, patch: { config: { training: { ema: EMA } } } },
