@@ -29,7 +29,7 @@ describe('demo ablation harness (quick mode)', () => {
   it('runs the chosen variants in order and writes a table whose numbers are each run’s own', async () => {
     const out = join(dir, 'ablation');
     const only = ['first-caption-grouped', 'warmup-cosine', 'resnet-small-ema'];
-    const report = await runDemoAblation({ quick: true, only, out }, captureIO());
+    const report = await runDemoAblation({ quick: true, only, out, threads: 1 }, captureIO());
 
     expect(report.rows.map((r) => r.variant)).toEqual(only);
     const written = JSON.parse(await readFile(join(out, 'ablation.json'), 'utf8')) as AblationReport;
@@ -48,6 +48,11 @@ describe('demo ablation harness (quick mode)', () => {
       expect(res.demo.zeroShot.heldOutAll.scores.map((s) => s.template)).toContain(row.heldOutPrompt);
       expect(row.cpuSeconds).toBeGreaterThan(0);
       expect(row.wallSeconds).toBeGreaterThan(0);
+    }
+
+    // --threads reached every variant's run.
+    for (const name of only) {
+      expect((JSON.parse(await readFile(join(out, name, 'config.json'), 'utf8')) as { threads?: number }).threads).toBe(1);
     }
 
     // The variant's patch reached the experiment config the trainer ran.
