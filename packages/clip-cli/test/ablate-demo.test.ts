@@ -1,10 +1,11 @@
+import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ValueError } from '@clip-ts/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEMO_VARIANTS, runDemoAblation, type AblationReport } from '../src/index.js';
-import { demoExperimentConfig, QUICK_DEMO } from '../src/support/demo-config.js';
+import { demoExperimentConfig, demoScoredCheckpoint, QUICK_DEMO } from '../src/support/demo-config.js';
 import { deepMerge } from '../src/support/deep-merge.js';
 import { captureIO } from './helpers/tiny-checkpoint.js';
 
@@ -27,8 +28,8 @@ const bestTop1 = (scores: Array<{ topK: Record<string, number> }>) => Math.max(.
 describe('demo ablation harness (quick mode)', () => {
   it('runs the chosen variants in order and writes a table whose numbers are each run’s own', async () => {
     const out = join(dir, 'ablation');
-    const only = ['first-caption-grouped', 'warmup-cosine'];
-    const report = await runDemoAblation({ quick: true, only, out }, captureIO());
+    const only = ['first-caption-grouped', 'warmup-cosine', 'resnet-small-ema'];
+    const report = await runDemoAblation({ quick: true, only, out, threads: 1 }, captureIO());
 
     expect(report.rows.map((r) => r.variant)).toEqual(only);
     const written = JSON.parse(await readFile(join(out, 'ablation.json'), 'utf8')) as AblationReport;
@@ -49,6 +50,11 @@ describe('demo ablation harness (quick mode)', () => {
       expect(row.wallSeconds).toBeGreaterThan(0);
     }
 
+    // --threads reached every variant's run.
+    for (const name of only) {
+      expect((JSON.parse(await readFile(join(out, name, 'config.json'), 'utf8')) as { threads?: number }).threads).toBe(1);
+    }
+
     // The variant's patch reached the experiment config the trainer ran.
     const cfg = JSON.parse(await readFile(join(out, 'first-caption-grouped', 'config.json'), 'utf8')) as { targets: string; data: { captionPick: string } };
     expect(cfg.targets).toBe('grouped');
@@ -56,6 +62,16 @@ describe('demo ablation harness (quick mode)', () => {
     // The warmup is sized to the run: the quick run has 4 steps, so it warms up over 3 and still decays.
     const wc = JSON.parse(await readFile(join(out, 'warmup-cosine', 'config.json'), 'utf8')) as { schedule: { lr: { kind: string; warmupSteps: number } } };
     expect(wc.schedule.lr).toMatchObject({ kind: 'warmup-cosine', warmupSteps: 3 });
+
+    // A vision-tower override replaces the ViT; EMA runs write the averaged checkpoint the demo scores.
+    const rc = JSON.parse(await readFile(join(out, 'resnet-small-ema', 'config.json'), 'utf8')) as {
+      model: { vision: { config: Record<string, unknown> } };
+      training: { ema?: { decay: number } };
+    };
+    expect(rc.model.vision.config).toMatchObject({ model_type: 'resnet', hidden_sizes: [32, 64, 128], layer_type: 'basic' });
+    expect(rc.model.vision.config).not.toHaveProperty('patch_size');
+    expect(rc.training.ema?.decay).toBeGreaterThan(0);
+    expect(existsSync(join(out, 'resnet-small-ema', 'best', 'ema', 'model.safetensors'))).toBe(true);
 
     const md = await readFile(join(out, 'ablation.md'), 'utf8');
     const lines = md.split('\n').filter((l) => l.startsWith('|'));
@@ -102,5 +118,20 @@ describe('deepMerge and the demo config patch', () => {
     expect(patched.optim).toEqual({ ...plain.optim, weightDecay: 0.1 });
     expect(patched.schedule).toEqual({ ...plain.schedule, lr: { kind: 'warmup-cosine', warmupSteps: 5 } });
     expect(patched.model).toEqual(plain.model);
+  });
+
+  it('replaces the ViT with DemoSettings.visionTower and leaves the rest of the model as it was', () => {
+    const plain = demoExperimentConfig(QUICK_DEMO, 'runs/x', 'cpu');
+    const tower = { model_type: 'resnet', embedding_size: 8, hidden_sizes: [8], depths: [1], layer_type: 'basic' };
+    const patched = demoExperimentConfig({ ...QUICK_DEMO, visionTower: tower }, 'runs/x', 'cpu');
+    expect(patched.model).toEqual({ ...plain.model, vision: { config: tower } });
+    expect((plain.model as { vision: { config: { model_type: string } } }).vision.config.model_type).toBe('vit');
+  });
+
+  it('scores best/ema when the run keeps an EMA of the weights, else best/', () => {
+    const plain = demoExperimentConfig(QUICK_DEMO, 'runs/x', 'cpu');
+    expect(demoScoredCheckpoint(plain, 'runs/x')).toBe(join('runs/x', 'best'));
+    const ema = demoExperimentConfig({ ...QUICK_DEMO, config: { training: { ema: { decay: 0.9 } } } }, 'runs/x', 'cpu');
+    expect(demoScoredCheckpoint(ema, 'runs/x')).toBe(join('runs/x', 'best', 'ema'));
   });
 });

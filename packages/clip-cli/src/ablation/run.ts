@@ -20,6 +20,11 @@ export interface AblationOptions {
   /** Override every variant's epochs (screening at equal epochs). */
   epochs?: number;
   backend?: BackendName;
+  /**
+   * wasm threads (default: the backend's, 2 in Node). On a loaded machine threaded wasm burns CPU waiting
+   * for its threads, so a screen that compares CPU time runs with 1.
+   */
+  threads?: number;
   /** Directory: one demo run directory per variant, plus ablation.json and ablation.md. */
   out: string;
 }
@@ -113,7 +118,7 @@ export async function runDemoAblation(opts: AblationOptions, io: CliIO): Promise
     progress(io, `ablation: variant ${v.name} (${report.rows.length + 1}/${variants.length})`);
     const cpu0 = process.cpuUsage();
     const t0 = performance.now();
-    const d = await runDemo({ out: join(opts.out, v.name), settings, ...(opts.backend ? { backend: opts.backend } : {}) }, io);
+    const d = await runDemo({ out: join(opts.out, v.name), settings, ...(opts.backend ? { backend: opts.backend } : {}), ...(opts.threads ? { threads: opts.threads } : {}) }, io);
     const cpu = process.cpuUsage(cpu0);
     report.rows.push(ablationRow(v, d, (cpu.user + cpu.system) / 1e6, (performance.now() - t0) / 1000));
     await writeFile(join(opts.out, 'ablation.json'), `${JSON.stringify(report, jsonReplacer, 2)}\n`);

@@ -22,6 +22,19 @@ const warmupCosine = (lr: number) => (base: DemoSettings): DeepPartial<DemoSetti
 };
 
 /**
+ * A ResNet for 32-px images. HF's ResNet has only the ImageNet stem (conv 7×7/2 + max-pool 3×3/2, no
+ * CIFAR stem), so 32 px become 8×8 before the first stage; that is enough here because the stem's 7×7
+ * convolution reads the full-resolution outline (shapes are 13–27 px wide) and only later stages pool.
+ */
+const RESNET_SMALL = { model_type: 'resnet', embedding_size: 32, hidden_sizes: [32, 64, 128], depths: [1, 1, 1], layer_type: 'basic' };
+const RESNET_TINY = { ...RESNET_SMALL, embedding_size: 16, hidden_sizes: [16, 32, 64] };
+// open_clip's default area range (0.9–1) barely moves a 32-px shape; 0.6 still keeps most of every shape.
+const AUGMENT_RRC = { randomResizedCrop: { scale: [0.6, 1] as [number, number] } };
+// The demo runs ~94 steps an epoch, so timm's 0.999 would still hold mostly the warmup's weights after
+// 10 epochs; 0.99 averages over ~100 steps (about an epoch).
+const EMA = { decay: 0.99, warmupSteps: 100 };
+
+/**
  * The variants `bench/ablate-demo.mjs` knows, each relative to the current demo default. `baseline` is the
  * default itself; `previous-default` is the recipe the demo had before the ablation (constant LR 1e-3 with
  * ReduceLROnPlateau, Adam, one caption drawn at random, diagonal targets).
@@ -52,11 +65,37 @@ export const DEMO_VARIANTS: readonly DemoVariant[] = [
   { name: 'patch-4', note: 'ViT patch 4 (64 tokens instead of 16): finer shape detail, ~4× attention cost', patch: { patchSize: 4 } },
   { name: 'hidden-96', note: 'towers and projection 96 wide instead of 64', patch: { hidden: 96 } },
   { name: 'layers-3', note: 'three transformer blocks per tower instead of two', patch: { layers: 3 } },
-  // Variants for options on other branches (augmentation, patch dropout, EMA, distillation) go here once
-  // merged, as config patches, e.g.
-  //   { name: 'augment', note: 'RandomResizedCrop + flip + jitter', patch: { config: { data: { augment: { … } } } } },
-  //   { name: 'patch-dropout-0.5', note: 'FLIP: keep half the patch tokens in training', patch: { config: { model: { … } } } },
-  //   { name: 'ema-0.999', note: 'EMA of the weights, evaluated', patch: { config: { ema: { … } } } },
-  //   { name: 'distill', note: 'logits of a teacher CLIP', patch: { config: { distill: { teacher: '…' } } } },
-  // and combinations of the winners (patch fields merge; spread both patches' config objects).
+  // Round 2 (issue 14): the options merged since — a convolutional tower, augmentation, FLIP, EMA.
+  {
+    name: 'resnet-small',
+    note: 'a small ResNet image tower from scratch (stem 32, stages 32/64/128 of one basic layer): convolutions see outlines at full resolution',
+    patch: { visionTower: RESNET_SMALL },
+  },
+  {
+    name: 'resnet-small-2stage',
+    note: 'the small ResNet with two stages (32/64): its last feature map stays 4×4 instead of 2×2',
+    patch: { visionTower: { ...RESNET_SMALL, hidden_sizes: [32, 64], depths: [1, 1] } },
+  },
+  {
+    name: 'resnet-tiny',
+    note: 'the small ResNet at half the width (stem 16, stages 16/32/64): about a quarter of its convolution work',
+    patch: { visionTower: RESNET_TINY },
+  },
+  { name: 'resnet-tiny-rrc', note: 'resnet-tiny + augment-rrc', patch: { visionTower: RESNET_TINY, config: { data: { augment: AUGMENT_RRC } } } },
+  { name: 'augment-rrc', note: `RandomResizedCrop, area ${AUGMENT_RRC.randomResizedCrop.scale.join('–')}: moves each shape across patch borders`, patch: { config: { data: { augment: AUGMENT_RRC } } } },
+  { name: 'patch-dropout-0.5', note: 'FLIP: half the ViT patch tokens dropped in training, all used at eval', patch: { config: { model: { vision: { patchDropout: 0.5 } } } } },
+  { name: 'ema', note: `EMA of the weights (decay ${EMA.decay}, copies for the first ${EMA.warmupSteps} steps), scored instead of the raw weights`, patch: { config: { training: { ema: EMA } } } },
+  {
+    name: 'resnet-small-rrc',
+    note: 'resnet-small + augment-rrc',
+    patch: { visionTower: RESNET_SMALL, config: { data: { augment: AUGMENT_RRC } } },
+  },
+  {
+    name: 'resnet-small-ema',
+    note: 'resnet-small + ema',
+    patch: { visionTower: RESNET_SMALL, config: { training: { ema: EMA } } },
+  },
+  { name: 'patch-4-rrc', note: 'patch-4 + augment-rrc', patch: { patchSize: 4, config: { data: { augment: AUGMENT_RRC } } } },
+  // Distillation needs a teacher CLIP, which the offline demo does not have.
+  // Combinations: patch fields merge; spread both patches' config objects.
 ];

@@ -6,7 +6,7 @@ import { createShapes } from '@clip-ts/data';
 import { CLIP, toTensors } from '@clip-ts/encoders';
 import { embedClassificationSet, formatResultsTable, resetRunDir, restrictClasses, runExperiment, scoreTemplates, type Results, type ZeroShotReport } from '@clip-ts/train';
 import type { CliIO } from '../cli.js';
-import { demoExperimentConfig, DEMO_TEMPLATES, FULL_DEMO, QUICK_DEMO, type DemoSettings } from '../support/demo-config.js';
+import { demoExperimentConfig, demoScoredCheckpoint, DEMO_TEMPLATES, FULL_DEMO, QUICK_DEMO, type DemoSettings } from '../support/demo-config.js';
 import { markdownTable, pct, progress, writeJson, jsonReplacer } from '../support/format.js';
 import { THREADS_HELP, backendArg, positiveInt, threadsArg } from '../support/options.js';
 
@@ -63,7 +63,7 @@ export async function runDemo(opts: DemoOptions, io: CliIO): Promise<DemoResult>
 
   progress(io, 'zero-shot: embedding held-out and seen combinations with the best checkpoint');
   const shapes = createShapes(settings.shapes);
-  const ckpt = await CLIP.fromPretrained(join(opts.out, 'best'));
+  const ckpt = await CLIP.fromPretrained(demoScoredCheckpoint(config, opts.out));
   let zeroShot: DemoZeroShot;
   try {
     const tokenize = (texts: string[]) => toTensors(ckpt.tokenizer.encode(texts, ckpt.maxLength));
