@@ -301,6 +301,12 @@ const ExperimentFields = z.strictObject({
        */
       microBatch: z.union([positiveInt, z.literal('auto')]).default('auto'),
       /**
+       * Recompute each transformer block of the trained towers in the backward pass instead of keeping its
+       * activations (HF's gradient_checkpointing): same loss and gradients, far less memory, one more
+       * forward pass. Unset: turned on by microBatch 'auto' when even one row would not fit without it.
+       */
+      gradientCheckpointing: z.boolean().optional(),
+      /**
        * Data-parallel replicas (the main thread plus worker threads), each on its share of every batch;
        * 'auto': every core on the wasm and cpu backends when the towers train, else 1. Default 1. Optional
        * without a default so the resolved config of earlier runs is unchanged.
