@@ -135,6 +135,16 @@ describe("training.microBatch: 'auto'", () => {
     expect(() => parseExperimentConfig(tinyConfig('x', { training: { microBatch: 0 } }))).toThrow(/training\.microBatch/);
   });
 
+  it('a run with training.gradientCheckpointing trains like one without (micro-batched too)', async () => {
+    const base = { schedule: { epochs: 1 } };
+    const before = tf.memory().numTensors;
+    const plain = await runExperiment(tinyConfig(await tmpDir(), base), { io: quiet });
+    const ckpt = await runExperiment(tinyConfig(await tmpDir(), { ...base, training: { microBatch: 3, gradientCheckpointing: true } }), { io: quiet });
+    expect(tf.memory().numTensors).toBe(before);
+    const loss = (r: typeof plain) => r.history.map((h) => [h.loss, h.val_loss]).flat() as number[];
+    loss(ckpt).forEach((v, i) => expect(v).toBeCloseTo(loss(plain)[i] as number, 4));
+  });
+
   it('a run with training.microBatch 3 trains like the whole batch (dropout 0), and says so in its log', async () => {
     const lines: string[] = [];
     const io = { stdout: () => {}, stderr: (t: string) => lines.push(t) };
