@@ -177,6 +177,11 @@ export const OptimConfigSchema = z
     beta1: rate.default(0.9),
     beta2: rate.default(0.999),
     eps: z.number().positive().default(1e-8),
+    /**
+     * adam / adamw: keep the moments in JS memory instead of backend tensors (HostAdamOptimizer): frees twice
+     * the trained weights' bytes on the wasm heap, same numbers, a slower update. Optional: unset is false.
+     */
+    stateOnHost: z.boolean().optional(),
     /** Clip gradients to this global L2 norm. */
     clipGradNorm: z.number().positive().optional(),
     /** Batches averaged into each optimizer step (each with its own negatives; training.microBatch splits one batch exactly). */

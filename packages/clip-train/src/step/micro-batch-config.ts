@@ -47,7 +47,8 @@ export function resolveMicroBatch(config: ExperimentConfig, model: CLIPModel, fr
     backend,
     weightBytes: bytesOf(model.namedVariables().map((nv) => nv.variable)),
     trainableBytes: bytesOf(trainable),
-    optimizerSlots: o.name === 'sgd' ? ((o.momentum ?? 0) > 0 ? 1 : 0) : 2,
+    // Adam's moments kept on the host (optim.stateOnHost) take nothing from the backend's memory.
+    optimizerSlots: o.name === 'sgd' ? ((o.momentum ?? 0) > 0 ? 1 : 0) : o.stateOnHost === true ? 0 : 2,
   };
   const choose = (perRow: (s: TowerShape) => number): MicroBatchChoice => chooseMicroBatch(batch, shapes.map((s) => s && perRow(s)), budget);
   if (checkpointing === true) {
