@@ -1,7 +1,7 @@
 // One bench measurement per process (so backends, heaps and peak RSS do not mix), run by bench/run.mjs:
 //   node bench/tasks.mjs <train|train-parallel|infer|memory|pipeline|frozen|profile|matmul|matmuls|big-train|big-cache>
 //        [--backend wasm] [--reps N] [--warmup N] [--batch N] [--dir DIR] [--steps N] [--threads N] [--workers N]
-//        [--micro N] [--images N] [--resizer sharp|pillow] [--concurrency N] [--patch-dropout P]
+//        [--micro N] [--checkpointing on|off] [--adam-state host] [--images N] [--resizer sharp|pillow] [--concurrency N] [--patch-dropout P]
 // --threads: wasm backend threads (default: initBackend's, i.e. $CLIP_WASM_THREADS or every core).
 // Prints one JSON object as its last stdout line. Uses the BUILT packages (dist), as a user would.
 import * as tf from '@tensorflow/tfjs-core';
@@ -28,6 +28,10 @@ const { positionals, values: opt } = parseArgs({
     concurrency: { type: 'string' },
     threads: { type: 'string' },
     micro: { type: 'string' },
+    /** big-train: gradient checkpointing on|off (default: as microBatch 'auto' decides). */
+    checkpointing: { type: 'string' },
+    /** big-train / train: Adam's moments on the backend (default) or 'host' (JS memory). */
+    'adam-state': { type: 'string' },
     images: { type: 'string', default: '64' },
     /** FLIP patch dropout of the vision tower in the train/memory steps (issue 14 §5). */
     'patch-dropout': { type: 'string', default: '0' },
@@ -161,10 +165,12 @@ async function makeOptimizer(model) {
     const train = await import('@clip-ts/train');
     if (typeof train.AdamOptimizer === 'function') {
       const params = model.namedVariables().map((v) => ({ name: v.name, variable: v.variable, decay: false }));
-      const adam = new train.AdamOptimizer([{ name: 'all', params, lr: 1e-4, weightDecay: 0 }], { kind: 'adam' });
+      // --adam-state host: the moments in JS memory (optim.stateOnHost), off the wasm heap.
+      const Adam = opt['adam-state'] === 'host' ? train.HostAdamOptimizer : train.AdamOptimizer;
+      const adam = new Adam([{ name: 'all', params, lr: 1e-4, weightDecay: 0 }], { kind: 'adam' });
       const byName = new Map(params.map((p) => [p.variable.name, p.variable]));
       return {
-        name: '@clip-ts/train AdamOptimizer',
+        name: `@clip-ts/train ${Adam.name}`,
         apply: (grads) => adam.applyGradients(new Map(Object.entries(grads).map(([k, g]) => [byName.get(k), g]))),
       };
     }
@@ -217,11 +223,17 @@ const tasks = {
     const model = core.CLIPModel.fromConfig(BIG, { seed: 0 });
     const vars = model.trainableVariables();
     const bytes = (vs) => 4 * vs.reduce((a, v) => a + v.size, 0);
-    const perRow = ['image', 'text'].map((kind) =>
-      train.activationBytesPerRow(train.transformerShape(kind === 'image' ? BIG.vision_config : BIG.text_config, kind, SEQ)));
-    const auto = train.chooseMicroBatch(batchSize, perRow, {
-      backend: info.name, weightBytes: bytes(model.namedVariables().map((nv) => nv.variable)), trainableBytes: bytes(vars), optimizerSlots: 2,
-    });
+    const shapes = ['image', 'text'].map((kind) => train.transformerShape(kind === 'image' ? BIG.vision_config : BIG.text_config, kind, SEQ));
+    const budget = {
+      backend: info.name, weightBytes: bytes(model.namedVariables().map((nv) => nv.variable)), trainableBytes: bytes(vars), optimizerSlots: opt['adam-state'] === 'host' ? 0 : 2,
+    };
+    // As training.microBatch 'auto' does: gradient checkpointing when even 1 plain row would not fit (--checkpointing on|off forces it).
+    let auto = train.chooseMicroBatch(batchSize, shapes.map((s) => train.activationBytesPerRow(s)), budget);
+    const checkpointing = opt.checkpointing ? opt.checkpointing === 'on' : (auto.overBudget ?? false) && typeof train.checkpointedActivationBytesPerRow === 'function';
+    if (checkpointing) {
+      auto = train.chooseMicroBatch(batchSize, shapes.map((s) => train.checkpointedActivationBytesPerRow(s)), budget);
+      train.setGradientCheckpointing(model, ['vision', 'text'], true);
+    }
     const micro = opt.micro ? Number(opt.micro) : auto.microBatch;
     const optimizer = await makeOptimizer(model);
     const spec = train.clipChunkedSpec(model, { vision: false, text: false }, 'diagonal');
@@ -242,7 +254,7 @@ const tasks = {
       heapAfterStepMiB.push(mib(wasmHeapBytes()));
     });
     return {
-      backend: info.tfBackend, batch: batchSize, microBatch: micro, auto: auto.reason, optimizer: optimizer.name,
+      backend: info.tfBackend, batch: batchSize, microBatch: micro, gradientCheckpointing: checkpointing, auto: auto.reason, optimizer: optimizer.name,
       params: vars.reduce((a, v) => a + v.size, 0), loss, stepS: t.ms / 1000, ...t,
       heapStartMiB: mib(heapStart), heapAfterStepMiB, peakHeapMiB: mib(wasmHeapBytes()), peakRssMiB: Math.round(process.resourceUsage().maxRSS / 1024),
     };

@@ -16,6 +16,7 @@ import {
   type TextInput,
 } from '@clip-ts/core';
 import { keyPaddingBias, multiHeadAttention } from './attention.js';
+import { checkpointBlock } from './checkpoint.js';
 import { normalInit } from './init.js';
 import { activation, firstToken, SeededDropout, type TowerOptions } from './layers.js';
 import { HfTower, type Dense, type Norm } from './tower.js';
@@ -85,6 +86,12 @@ interface TransformerBlock {
   output_layer_norm: Norm;
 }
 
+/** Every weight a TransformerBlock reads (the inputs of its checkpointed gradient). */
+function blockWeights(l: TransformerBlock): tf.Tensor[] {
+  const dense = [l.q_lin, l.k_lin, l.v_lin, l.out_lin, l.lin1, l.lin2].flatMap((d) => (d.bias ? [d.kernel, d.bias] : [d.kernel]));
+  return [l.sa_layer_norm.gamma, l.sa_layer_norm.beta, l.output_layer_norm.gamma, l.output_layer_norm.beta, ...dense];
+}
+
 export class DistilBertModel extends HfTower implements TextEncoder {
   readonly config: DistilBertConfig;
   readonly hiddenSize: number;
@@ -93,6 +100,8 @@ export class DistilBertModel extends HfTower implements TextEncoder {
   private readonly positionEmbeddings: tf.Tensor2D;
   private readonly embeddingsNorm: Norm;
   private readonly layers: TransformerBlock[] = [];
+  /** Recompute each transformer block in the backward pass (TowerOptions.gradientCheckpointing); training only. */
+  gradientCheckpointing: boolean;
 
   /** Build from a config with fresh weights initialised as HF's DistilBertPreTrainedModel does (seeded). */
   constructor(config: EncoderConfig | DistilBertConfig, options: TowerOptions = {}) {
@@ -103,6 +112,7 @@ export class DistilBertModel extends HfTower implements TextEncoder {
     const random = options.initialize ?? true;
     super('distilbert', c.n_layers, (n) => (random ? normalInit(rng, n, c.initializer_range) : null));
     this.config = c;
+    this.gradientCheckpointing = options.gradientCheckpointing ?? false;
     this.hiddenSize = c.dim;
     this.dropout = new SeededDropout(rng.fork(1));
     const D = c.dim;
@@ -170,7 +180,6 @@ export class DistilBertModel extends HfTower implements TextEncoder {
 
   private run({ inputIds, attentionMask }: TextInput, training: boolean): tf.Tensor3D {
     const c = this.config;
-    const H = c.n_heads;
     const drop = (x: tf.Tensor, r: number): tf.Tensor => this.dropout.apply(x, r, training);
     return tf.tidy(() => {
       const [, seq] = inputIds.shape;
@@ -182,21 +191,33 @@ export class DistilBertModel extends HfTower implements TextEncoder {
       h = drop(h, c.dropout);
       const bias = keyPaddingBias(attentionMask);
       for (const l of this.layers) {
-        // TransformerBlock (post-LN): sa = sa_layer_norm(attention(x) + x); out = output_layer_norm(ffn(sa) + sa).
-        const q = linear(h, l.q_lin.kernel, l.q_lin.bias) as tf.Tensor3D;
-        const k = linear(h, l.k_lin.kernel, l.k_lin.bias) as tf.Tensor3D;
-        const v = linear(h, l.v_lin.kernel, l.v_lin.bias) as tf.Tensor3D;
-        const ctx = multiHeadAttention(q, k, v, H, { bias, dropout: (p) => drop(p, c.attention_dropout) });
-        const sa = layerNorm(
-          tf.add(linear(ctx, l.out_lin.kernel, l.out_lin.bias), h),
-          l.sa_layer_norm.gamma,
-          l.sa_layer_norm.beta,
-          LAYER_NORM_EPS,
-        );
-        const ffn = drop(linear(activation(c.activation, linear(sa, l.lin1.kernel, l.lin1.bias)), l.lin2.kernel, l.lin2.bias), c.dropout);
-        h = layerNorm(tf.add(ffn, sa), l.output_layer_norm.gamma, l.output_layer_norm.beta, LAYER_NORM_EPS);
+        h = this.gradientCheckpointing && training
+          ? checkpointBlock((x, [b]) => this.block(l, x, b as tf.Tensor, drop), h, blockWeights(l), [bias], this.dropout.generator)
+          : this.block(l, h, bias, drop);
       }
       return h as tf.Tensor3D;
+    });
+  }
+
+  /**
+   * One TransformerBlock (post-LN): sa = sa_layer_norm(attention(x) + x); out = output_layer_norm(ffn(sa) + sa).
+   * `bias` is the additive key-padding mask. Caller owns the result.
+   */
+  private block(l: TransformerBlock, h: tf.Tensor, bias: tf.Tensor, drop: (x: tf.Tensor, r: number) => tf.Tensor): tf.Tensor {
+    const c = this.config;
+    return tf.tidy(() => {
+      const q = linear(h, l.q_lin.kernel, l.q_lin.bias) as tf.Tensor3D;
+      const k = linear(h, l.k_lin.kernel, l.k_lin.bias) as tf.Tensor3D;
+      const v = linear(h, l.v_lin.kernel, l.v_lin.bias) as tf.Tensor3D;
+      const ctx = multiHeadAttention(q, k, v, c.n_heads, { bias, dropout: (p) => drop(p, c.attention_dropout) });
+      const sa = layerNorm(
+        tf.add(linear(ctx, l.out_lin.kernel, l.out_lin.bias), h),
+        l.sa_layer_norm.gamma,
+        l.sa_layer_norm.beta,
+        LAYER_NORM_EPS,
+      );
+      const ffn = drop(linear(activation(c.activation, linear(sa, l.lin1.kernel, l.lin1.bias)), l.lin2.kernel, l.lin2.bias), c.dropout);
+      return layerNorm(tf.add(ffn, sa), l.output_layer_norm.gamma, l.output_layer_norm.beta, LAYER_NORM_EPS);
     });
   }
 

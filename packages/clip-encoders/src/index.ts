@@ -32,3 +32,4 @@ export type { CLIPImageProcessor } from './platform/types.js';
 // Browser image decoding (File/Blob/HTMLImageElement/ImageBitmap/ImageData → RGB), browser-safe.
 export * from './platform/browser-images.js';
 export { PatchDropout } from './patch-dropout.js';
+export { checkpointBlock, type BlockFn, type GeneratorState } from './checkpoint.js';

@@ -7,6 +7,11 @@ export interface TowerOptions extends EncoderFactoryOptions {
    * anyway: drawing 86M normals in JS for ViT-base would take seconds. Default true.
    */
   initialize?: boolean;
+  /**
+   * Recompute each transformer block's activations in the backward pass instead of keeping them (HF's
+   * `gradient_checkpointing`): far less memory for training, one more forward pass of the tower. Default false.
+   */
+  gradientCheckpointing?: boolean;
 }
 
 /** Activations HF configs name (`hidden_act` / `activation`). */
@@ -32,6 +37,11 @@ export function activation(name: ActivationName, x: tf.Tensor): tf.Tensor {
  */
 export class SeededDropout {
   constructor(private readonly rng: Rng) {}
+
+  /** The generator the seeds come from; a checkpointed block rewinds it to redraw the same masks. */
+  get generator(): Rng {
+    return this.rng;
+  }
 
   apply(x: tf.Tensor, rate: number, training: boolean): tf.Tensor {
     if (!training || rate <= 0) return x;

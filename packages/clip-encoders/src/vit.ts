@@ -15,6 +15,7 @@ import {
   type ImageInput,
 } from '@clip-ts/core';
 import { multiHeadAttention } from './attention.js';
+import { checkpointBlock } from './checkpoint.js';
 import { truncNormalInit } from './init.js';
 import { ACTIVATIONS, activation, firstToken, SeededDropout, type TowerOptions } from './layers.js';
 import { PatchDropout } from './patch-dropout.js';
@@ -105,6 +106,12 @@ interface ViTLayer {
   output: Dense;
 }
 
+/** Every weight a ViTLayer reads (the inputs of its checkpointed gradient). */
+function layerWeights(l: ViTLayer): tf.Tensor[] {
+  const dense = [l.query, l.key, l.value, l.attention_output, l.intermediate, l.output].flatMap((d) => (d.bias ? [d.kernel, d.bias] : [d.kernel]));
+  return [l.layernorm_before.gamma, l.layernorm_before.beta, l.layernorm_after.gamma, l.layernorm_after.beta, ...dense];
+}
+
 export class ViTModel extends HfTower implements ImageEncoder {
   readonly config: ViTConfig;
   readonly hiddenSize: number;
@@ -120,6 +127,8 @@ export class ViTModel extends HfTower implements ImageEncoder {
   private readonly layers: ViTLayer[] = [];
   private readonly layernorm: Norm;
   private readonly pooler?: Dense;
+  /** Recompute each encoder layer in the backward pass (TowerOptions.gradientCheckpointing); training only. */
+  gradientCheckpointing: boolean;
 
   /** Build from a config with fresh weights initialised as HF's ViTPreTrainedModel does (seeded). */
   constructor(config: EncoderConfig | ViTConfig, options: TowerOptions = {}) {
@@ -130,6 +139,7 @@ export class ViTModel extends HfTower implements ImageEncoder {
     const random = options.initialize ?? true;
     super('vit', c.num_hidden_layers, (n) => (random ? truncNormalInit(rng, n, c.initializer_range) : null));
     this.config = c;
+    this.gradientCheckpointing = options.gradientCheckpointing ?? false;
     this.hiddenSize = c.hidden_size;
     this.hasPooler = c.add_pooling_layer ?? c.feature === 'pooler';
     this.imageHW = pair(c.image_size);
@@ -232,25 +242,35 @@ export class ViTModel extends HfTower implements ImageEncoder {
       let h: tf.Tensor = this.patchDrop.apply(tf.add(tf.concat([cls, embedded], 1), this.positionEmbeddings) as tf.Tensor3D, training);
       h = drop(h, c.hidden_dropout_prob);
       for (const l of this.layers) {
-        // ViTLayer (pre-LN): h + attention(layernorm_before(h)); then h + mlp(layernorm_after(h)).
-        const t = layerNorm(h, l.layernorm_before.gamma, l.layernorm_before.beta, eps);
-        const q = linear(t, l.query.kernel, l.query.bias) as tf.Tensor3D;
-        const k = linear(t, l.key.kernel, l.key.bias) as tf.Tensor3D;
-        const v = linear(t, l.value.kernel, l.value.bias) as tf.Tensor3D;
-        const ctx = multiHeadAttention(q, k, v, c.num_attention_heads, {
-          dropout: (p) => drop(p, c.attention_probs_dropout_prob),
-        });
-        const attn = drop(linear(ctx, l.attention_output.kernel, l.attention_output.bias), c.hidden_dropout_prob);
-        h = tf.add(attn, h);
-        const u = layerNorm(h, l.layernorm_after.gamma, l.layernorm_after.beta, eps);
-        const inter = activation(c.hidden_act, linear(u, l.intermediate.kernel, l.intermediate.bias));
-        h = tf.add(drop(linear(inter, l.output.kernel, l.output.bias), c.hidden_dropout_prob), h);
+        h = this.gradientCheckpointing && training
+          ? checkpointBlock((x) => this.layer(l, x, drop), h, layerWeights(l), [], this.dropout.generator)
+          : this.layer(l, h, drop);
       }
       const lastHiddenState = layerNorm(h, this.layernorm.gamma, this.layernorm.beta, eps) as tf.Tensor3D;
       if (!withPooler || !this.pooler) return { lastHiddenState };
       // ViTPooler: tanh(dense(first token)).
       const poolerOutput = tf.tanh(linear(firstToken(lastHiddenState), this.pooler.kernel, this.pooler.bias)) as tf.Tensor2D;
       return { lastHiddenState, poolerOutput };
+    });
+  }
+
+  /** One ViTLayer (pre-LN): h + attention(layernorm_before(h)); then h + mlp(layernorm_after(h)). Caller owns the result. */
+  private layer(l: ViTLayer, h: tf.Tensor, drop: (x: tf.Tensor, r: number) => tf.Tensor): tf.Tensor {
+    const c = this.config;
+    const eps = c.layer_norm_eps;
+    return tf.tidy(() => {
+      const t = layerNorm(h, l.layernorm_before.gamma, l.layernorm_before.beta, eps);
+      const q = linear(t, l.query.kernel, l.query.bias) as tf.Tensor3D;
+      const k = linear(t, l.key.kernel, l.key.bias) as tf.Tensor3D;
+      const v = linear(t, l.value.kernel, l.value.bias) as tf.Tensor3D;
+      const ctx = multiHeadAttention(q, k, v, c.num_attention_heads, {
+        dropout: (p) => drop(p, c.attention_probs_dropout_prob),
+      });
+      const attn = drop(linear(ctx, l.attention_output.kernel, l.attention_output.bias), c.hidden_dropout_prob);
+      const mid = tf.add(attn, h);
+      const u = layerNorm(mid, l.layernorm_after.gamma, l.layernorm_after.beta, eps);
+      const inter = activation(c.hidden_act, linear(u, l.intermediate.kernel, l.intermediate.bias));
+      return tf.add(drop(linear(inter, l.output.kernel, l.output.bias), c.hidden_dropout_prob), mid);
     });
   }
 

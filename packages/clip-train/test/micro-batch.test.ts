@@ -4,7 +4,17 @@ import { createImageEncoder, initBackend, type EncoderConfig } from '@clip-ts/co
 import '@clip-ts/encoders';
 import { parseExperimentConfig } from '../src/config/load.js';
 import { runExperiment } from '../src/experiment/index.js';
-import { activationBudget, activationBytesPerRow, chooseMicroBatch, transformerShape, WASM_HEAP_BYTES } from '../src/step/micro-batch-auto.js';
+import {
+  activationBudget,
+  activationBytesPerRow,
+  checkpointedActivationBytesPerRow,
+  chooseMicroBatch,
+  transformerShape,
+  WASM_HEAP_BYTES,
+} from '../src/step/micro-batch-auto.js';
+import { resolveMicroBatch } from '../src/step/micro-batch-config.js';
+import { setGradientCheckpointing } from '../src/step/checkpointing.js';
+import { CLIPModel } from '@clip-ts/core';
 import { tinyConfig } from './helpers/tiny-config.js';
 import { useTmpDirs } from './helpers/tmp-dirs.js';
 
@@ -43,6 +53,30 @@ describe("training.microBatch: 'auto'", () => {
     enc.dispose();
   });
 
+  it('with gradient checkpointing the estimate bounds the tape per row too (tf.profile), by at most 2×, and is far smaller', async () => {
+    await initBackend('cpu');
+    const config = { model_type: 'vit', hidden_size: 32, num_hidden_layers: 6, num_attention_heads: 2, intermediate_size: 128, image_size: 32, patch_size: 4, hidden_dropout_prob: 0.1, attention_probs_dropout_prob: 0.1 };
+    const enc = createImageEncoder(config, { seed: 1 });
+    expect(setGradientCheckpointing({ imageEncoder: enc, textEncoder: {} } as unknown as CLIPModel, ['vision'], true)).toEqual(['vision']);
+    const vars = enc.trainableVariables();
+    const peak = async (rows: number) => {
+      const x = tf.randomNormal([rows, 3, 32, 32]) as tf.Tensor4D;
+      const info = await tf.profile(() => {
+        const { value, grads } = tf.variableGrads(() => tf.sum(enc.encode(x, { training: true })) as tf.Scalar, vars);
+        tf.dispose([value, ...Object.values(grads)]);
+      });
+      x.dispose();
+      return info.peakBytes;
+    };
+    const measured = ((await peak(8)) - (await peak(4))) / 4;
+    const shape = transformerShape(config, 'image', 0)!;
+    const estimate = checkpointedActivationBytesPerRow(shape);
+    expect(estimate).toBeGreaterThanOrEqual(measured);
+    expect(estimate).toBeLessThanOrEqual(2 * measured);
+    expect(estimate).toBeLessThan(0.5 * activationBytesPerRow(shape));
+    enc.dispose();
+  });
+
   it('keeps the whole batch when it fits, else the largest chunk that does (at least 1 row)', () => {
     const small = { backend: 'wasm', weightBytes: 1e6, trainableBytes: 1e6, optimizerSlots: 2 };
     expect(chooseMicroBatch(32, [1e6, 1e6], small).microBatch).toBe(32);
@@ -67,10 +101,55 @@ describe("training.microBatch: 'auto'", () => {
     expect(choice.microBatch).toBeLessThan(32);
   });
 
+  it("turns gradient checkpointing on for the reference's towers on wasm, when the config leaves it unset", () => {
+    // Only what resolveMicroBatch reads of a model: the tower configs and the weights' sizes (152 M, as the real pair).
+    const tower = (config: object) => ({ getConfig: () => config, gradientCheckpointing: false });
+    const weights = [{ size: 152e6 }];
+    const model = {
+      imageEncoder: tower(VIT_BASE),
+      textEncoder: tower({ ...DISTILBERT_BASE, model_type: 'distilbert' }),
+      trainableVariables: () => weights,
+      namedVariables: () => weights.map((variable) => ({ variable })),
+    } as unknown as CLIPModel;
+    const config = (training: object) => parseExperimentConfig(tinyConfig('x', { training, data: { ...tinyConfig('x').data, batchSize: 32, maxLength: 40 } }));
+    const both = { vision: false, text: false };
+    const auto = resolveMicroBatch(config({}), model, both, 'wasm');
+    expect(auto.gradientCheckpointing).toBe(true);
+    expect(auto.microBatch).toBeGreaterThanOrEqual(1);
+    expect(auto.overBudget).toBeUndefined();
+    expect(auto.reason).toMatch(/gradient checkpointing \(auto: 1 row would not fit without it\)/);
+    // Off when asked, and then 1 row is still over the budget.
+    const off = resolveMicroBatch(config({ gradientCheckpointing: false }), model, both, 'wasm');
+    expect(off).toMatchObject({ microBatch: 1, overBudget: true, gradientCheckpointing: false });
+    // With the text tower frozen DistilBERT-base alone fits without it.
+    expect(resolveMicroBatch(config({}), model, { vision: true, text: false }, 'wasm').gradientCheckpointing).toBe(false);
+    // Adam's moments on the host leave 1.2 GB more of the heap: a plain row fits, no recomputation needed.
+    const host = (training: object) => parseExperimentConfig(tinyConfig('x', { training, optim: { lr: 1e-4, stateOnHost: true }, data: { ...tinyConfig('x').data, batchSize: 32, maxLength: 40 } }));
+    const onHost = resolveMicroBatch(host({}), model, both, 'wasm');
+    expect(onHost.overBudget).toBeUndefined();
+    expect(onHost.gradientCheckpointing).toBe(false);
+    // With checkpointing as well, the chunk grows.
+    expect(resolveMicroBatch(host({ gradientCheckpointing: true }), model, both, 'wasm').microBatch).toBeGreaterThan(auto.microBatch);
+    // Forced on, the chunk is estimated for checkpointed towers.
+    const on = resolveMicroBatch(config({ gradientCheckpointing: true }), model, { vision: true, text: false }, 'wasm');
+    expect(on.gradientCheckpointing).toBe(true);
+    expect(on.microBatch).toBe(32);
+  });
+
   it('the config takes a number or auto (default), nothing else', () => {
     expect(parseExperimentConfig(tinyConfig('x')).training.microBatch).toBe('auto');
     expect(parseExperimentConfig(tinyConfig('x', { training: { microBatch: 3 } })).training.microBatch).toBe(3);
     expect(() => parseExperimentConfig(tinyConfig('x', { training: { microBatch: 0 } }))).toThrow(/training\.microBatch/);
+  });
+
+  it('a run with training.gradientCheckpointing trains like one without (micro-batched too)', async () => {
+    const base = { schedule: { epochs: 1 } };
+    const before = tf.memory().numTensors;
+    const plain = await runExperiment(tinyConfig(await tmpDir(), base), { io: quiet });
+    const ckpt = await runExperiment(tinyConfig(await tmpDir(), { ...base, training: { microBatch: 3, gradientCheckpointing: true } }), { io: quiet });
+    expect(tf.memory().numTensors).toBe(before);
+    const loss = (r: typeof plain) => r.history.map((h) => [h.loss, h.val_loss]).flat() as number[];
+    loss(ckpt).forEach((v, i) => expect(v).toBeCloseTo(loss(plain)[i] as number, 4));
   });
 
   it('a run with training.microBatch 3 trains like the whole batch (dropout 0), and says so in its log', async () => {

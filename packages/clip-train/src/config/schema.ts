@@ -177,6 +177,11 @@ export const OptimConfigSchema = z
     beta1: rate.default(0.9),
     beta2: rate.default(0.999),
     eps: z.number().positive().default(1e-8),
+    /**
+     * adam / adamw: keep the moments in JS memory instead of backend tensors (HostAdamOptimizer): frees twice
+     * the trained weights' bytes on the wasm heap, same numbers, a slower update. Optional: unset is false.
+     */
+    stateOnHost: z.boolean().optional(),
     /** Clip gradients to this global L2 norm. */
     clipGradNorm: z.number().positive().optional(),
     /** Batches averaged into each optimizer step (each with its own negatives; training.microBatch splits one batch exactly). */
@@ -300,6 +305,12 @@ const ExperimentFields = z.strictObject({
        * memory (wasm: 4 GB) next to the weights, gradients and optimizer state, else the largest chunk that does.
        */
       microBatch: z.union([positiveInt, z.literal('auto')]).default('auto'),
+      /**
+       * Recompute each transformer block of the trained towers in the backward pass instead of keeping its
+       * activations (HF's gradient_checkpointing): same loss and gradients, far less memory, one more
+       * forward pass. Unset: turned on by microBatch 'auto' when even one row would not fit without it.
+       */
+      gradientCheckpointing: z.boolean().optional(),
       /**
        * Data-parallel replicas (the main thread plus worker threads), each on its share of every batch;
        * 'auto': every core on the wasm and cpu backends when the towers train, else 1. Default 1. Optional

@@ -1,6 +1,7 @@
 import type { NamedVariable } from '@clip-ts/core';
 import type { ExperimentConfig } from '../config/schema.js';
 import { AdamOptimizer } from '../optim/adam.js';
+import { HostAdamOptimizer } from '../optim/host-adam.js';
 import type { Optimizer } from '../optim/optimizer.js';
 import { buildParamGroups } from '../optim/param-groups.js';
 import { SGDOptimizer } from '../optim/sgd.js';
@@ -9,5 +10,6 @@ import { SGDOptimizer } from '../optim/sgd.js';
 export function buildOptimizer(optim: ExperimentConfig['optim'], trainable: NamedVariable[]): Optimizer {
   const groups = buildParamGroups(trainable, { lr: optim.lr, towerLr: optim.towerLr, weightDecay: optim.weightDecay });
   if (optim.name === 'sgd') return new SGDOptimizer(groups, { momentum: optim.momentum, dampening: optim.dampening, nesterov: optim.nesterov });
-  return new AdamOptimizer(groups, { kind: optim.name, beta1: optim.beta1, beta2: optim.beta2, eps: optim.eps });
+  const options = { kind: optim.name, beta1: optim.beta1, beta2: optim.beta2, eps: optim.eps };
+  return optim.stateOnHost === true ? new HostAdamOptimizer(groups, options) : new AdamOptimizer(groups, options);
 }

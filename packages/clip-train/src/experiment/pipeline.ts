@@ -5,6 +5,7 @@ import { cachedFeatureTask, CachedFeatureSource, loadOrComputeFeatures, towerFin
 import { distillTask, type TeacherEmbeddings } from '../distill/index.js';
 import type { BatchSource, TrainTask } from '../trainer/types.js';
 import { resolveMicroBatch } from '../step/micro-batch-config.js';
+import { setGradientCheckpointing } from '../step/checkpointing.js';
 import { clipModelTask, type FreezeResult } from './model.js';
 import { ReplicaPool } from '../parallel/pool.js';
 import { parallelModelTask } from '../parallel/task.js';
@@ -71,6 +72,9 @@ export async function buildPipeline(
   }
   if (!useCache) {
     const towers = { vision: frozen.visionFrozen, text: frozen.textFrozen };
+    const trained = (['vision', 'text'] as const).filter((t) => !towers[t]);
+    // Set explicitly, it holds for every step kind; unset, the micro-batch choice below may turn it on.
+    if (config.training.gradientCheckpointing === true) setGradientCheckpointing(model, trained, true);
     let task: TrainTask<CaptionBatch>;
     if (distill) {
       // The teacher's term needs the whole batch's student logits under one tape: no replicas or micro-batches.
@@ -98,6 +102,10 @@ export async function buildPipeline(
       } else {
         const micro = resolveMicroBatch(config, model, towers, run.backend);
         run.log(`micro-batch: ${micro.reason}`);
+        if (micro.gradientCheckpointing) {
+          const on = setGradientCheckpointing(model, trained, true);
+          if (on.length < trained.length) run.log(`gradient checkpointing: only the ${on.join(' and ') || 'no'} tower supports it`);
+        }
         task = clipModelTask(model, towers, config.targets, micro.microBatch < config.data.batchSize ? { microBatch: micro.microBatch } : {});
       }
     }

@@ -4,3 +4,4 @@ export * from './adam.js';
 export * from './sgd.js';
 export * from './clip-grad.js';
 export * from './param-groups.js';
+export * from './host-adam.js';

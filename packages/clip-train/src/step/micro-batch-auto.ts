@@ -51,12 +51,27 @@ export function transformerShape(config: EncoderConfig, kind: 'image' | 'text', 
   return { seq, hidden, layers, heads, intermediate, pixels };
 }
 
+/** float32 values one row of one block keeps on the tape for its backward pass. */
+function blockValuesPerRow(s: TowerShape): number {
+  return 106 * s.seq * s.hidden + 9.4 * s.seq * s.intermediate + 17.2 * s.heads * s.seq * s.seq;
+}
+
 /** float32 bytes one row keeps alive for the backward pass through `s` (see the module comment). */
 export function activationBytesPerRow(s: TowerShape): number {
-  const perLayer = 106 * s.seq * s.hidden + 9.4 * s.seq * s.intermediate + 17.2 * s.heads * s.seq * s.seq;
   // The patch embedding's input, its patch layout and their gradients: a few copies of the pixels.
-  return 4 * (s.layers * perLayer + 12 * s.pixels);
+  return 4 * (s.layers * blockValuesPerRow(s) + 12 * s.pixels);
 }
+
+/**
+ * The same with gradient checkpointing (TowerOptions.gradientCheckpointing): every block keeps only its
+ * input (plus the gradient flowing back, CHECKPOINT_KEPT values per token and hidden unit in all, fitted
+ * like the above), and one block's activations exist at a time, while it is recomputed.
+ */
+export function checkpointedActivationBytesPerRow(s: TowerShape): number {
+  return 4 * (CHECKPOINT_KEPT * s.layers * s.seq * s.hidden + blockValuesPerRow(s) + 12 * s.pixels);
+}
+
+const CHECKPOINT_KEPT = 2;
 
 /** wasm32's address space: the whole tfjs heap (weights, gradients, optimizer state, activations) lives in it. */
 export const WASM_HEAP_BYTES = 4 * 1024 ** 3;
@@ -82,6 +97,10 @@ export function activationBudget(i: BudgetInput): number {
 
 export interface MicroBatchChoice {
   microBatch: number;
+  /** True when even one row is estimated over the memory left (the chosen 1 row may not fit). */
+  overBudget?: boolean;
+  /** Whether the trained towers should recompute their blocks in the backward pass. */
+  gradientCheckpointing?: boolean;
   /** One line for the run log: what was chosen and why. */
   reason: string;
 }
@@ -109,6 +128,7 @@ export function chooseMicroBatch(batchSize: number, towers: ReadonlyArray<number
   const note = fits < 1 ? ` (even 1 row is estimated over the ${mb(left - budget.trainableBytes)} left: may not fit)` : '';
   return {
     microBatch,
+    ...(fits < 1 ? { overBudget: true } : {}),
     reason: `${microBatch} row${microBatch === 1 ? '' : 's'} of ${batchSize} (auto: ~${mb(worst)} of activations per row, ${mb(left - budget.trainableBytes)} left ${where} after weights, gradients and optimizer state)${note}`,
   };
 }
