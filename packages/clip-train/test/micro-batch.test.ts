@@ -36,17 +36,7 @@ describe("training.microBatch: 'auto'", () => {
     await initBackend('cpu');
     const config = { model_type: 'vit', hidden_size: 32, num_hidden_layers: 2, num_attention_heads: 2, intermediate_size: 128, image_size: 32, patch_size: 4, hidden_dropout_prob: 0.1, attention_probs_dropout_prob: 0.1 };
     const enc = createImageEncoder(config, { seed: 1 });
-    const vars = enc.trainableVariables();
-    const peak = async (rows: number) => {
-      const x = tf.randomNormal([rows, 3, 32, 32]) as tf.Tensor4D;
-      const info = await tf.profile(() => {
-        const { value, grads } = tf.variableGrads(() => tf.sum(enc.encode(x, { training: true })) as tf.Scalar, vars);
-        tf.dispose([value, ...Object.values(grads)]);
-      });
-      x.dispose();
-      return info.peakBytes;
-    };
-    const measured = ((await peak(8)) - (await peak(4))) / 4;
+    const measured = await tapeBytesPerRow(enc);
     const estimate = activationBytesPerRow(transformerShape(config, 'image', 0)!);
     expect(estimate).toBeGreaterThanOrEqual(measured);
     expect(estimate).toBeLessThanOrEqual(2 * measured);
@@ -58,17 +48,7 @@ describe("training.microBatch: 'auto'", () => {
     const config = { model_type: 'vit', hidden_size: 32, num_hidden_layers: 6, num_attention_heads: 2, intermediate_size: 128, image_size: 32, patch_size: 4, hidden_dropout_prob: 0.1, attention_probs_dropout_prob: 0.1 };
     const enc = createImageEncoder(config, { seed: 1 });
     expect(setGradientCheckpointing({ imageEncoder: enc, textEncoder: {} } as unknown as CLIPModel, ['vision'], true)).toEqual(['vision']);
-    const vars = enc.trainableVariables();
-    const peak = async (rows: number) => {
-      const x = tf.randomNormal([rows, 3, 32, 32]) as tf.Tensor4D;
-      const info = await tf.profile(() => {
-        const { value, grads } = tf.variableGrads(() => tf.sum(enc.encode(x, { training: true })) as tf.Scalar, vars);
-        tf.dispose([value, ...Object.values(grads)]);
-      });
-      x.dispose();
-      return info.peakBytes;
-    };
-    const measured = ((await peak(8)) - (await peak(4))) / 4;
+    const measured = await tapeBytesPerRow(enc);
     const shape = transformerShape(config, 'image', 0)!;
     const estimate = checkpointedActivationBytesPerRow(shape);
     expect(estimate).toBeGreaterThanOrEqual(measured);
@@ -164,3 +144,18 @@ describe("training.microBatch: 'auto'", () => {
     loss(micro).forEach((v, i) => expect(v).toBeCloseTo(loss(whole)[i] as number, 4));
   });
 });
+
+/** What the tfjs tape holds per image row for a training pass of `enc` (tf.profile peaks at 8 and 4 rows). */
+async function tapeBytesPerRow(enc: ReturnType<typeof createImageEncoder>): Promise<number> {
+  const vars = enc.trainableVariables();
+  const peak = async (rows: number) => {
+    const x = tf.randomNormal([rows, 3, 32, 32]) as tf.Tensor4D;
+    const info = await tf.profile(() => {
+      const { value, grads } = tf.variableGrads(() => tf.sum(enc.encode(x, { training: true })) as tf.Scalar, vars);
+      tf.dispose([value, ...Object.values(grads)]);
+    });
+    x.dispose();
+    return info.peakBytes;
+  };
+  return ((await peak(8)) - (await peak(4))) / 4;
+}

@@ -38,7 +38,7 @@ export interface DemoSettings {
 /**
  * The full demo: a CLIP trained from scratch on the synthetic shapes set in a few minutes on CPU (wasm).
  * Sized so two CPU cores finish well inside 10 minutes while held-out zero-shot clears 3× chance: measured
- * 5 min 42 s on wasm (single-threaded), held-out top-1 among 30 names 24–29% (chance 3.3%); with 6 epochs
+ * 5 min 42 s on wasm single-threaded (3 min 37 s with 2 wasm threads, the default since 2026-11-30, same numbers), held-out top-1 among 30 names 24–29% (chance 3.3%); with 6 epochs
  * it was 15–21%, with 8 epochs 21–25% (docs/cli.md). A wider ViT with lr 2e-3, or patch 4, learned slower.
  * The demo ablation (bench/ablate-demo.mjs, docs/training.md) kept this recipe: at 3 epochs it reached
  * 29.5% held-out / 30.0% seen top-1 of 30 (87 s CPU); batch 32 (30.2%), warmup + cosine at peak 3e-3
