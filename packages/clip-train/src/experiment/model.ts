@@ -173,6 +173,23 @@ export function applyFreeze(model: CLIPModel, freeze: ExperimentConfig['model'][
   };
 }
 
+/** Both towers' pooled features of a caption batch; a frozen tower runs in inference mode. New tensors, the caller's. */
+function towerFeatures(model: CLIPModel, frozen: { vision: boolean; text: boolean }, b: CaptionBatch, training: boolean): { img: tf.Tensor2D; txt: tf.Tensor2D } {
+  return {
+    img: model.imageEncoder.encode(b.pixelValues, { training: training && !frozen.vision }),
+    txt: model.textEncoder.encode({ inputIds: b.inputIds, attentionMask: b.attentionMask }, { training: training && !frozen.text }),
+  };
+}
+
+/**
+ * The training-mode embeddings of a caption batch (towers as in clipModelTask's training loss, heads in
+ * training mode): what the distillation term compares with the teacher's. New tensors, the caller's.
+ */
+export function trainingEmbeddings(model: CLIPModel, frozen: { vision: boolean; text: boolean }, b: CaptionBatch): { img: tf.Tensor2D; txt: tf.Tensor2D } {
+  const { img, txt } = towerFeatures(model, frozen, b, true);
+  return { img: model.projectImageFeatures(img, { training: true }), txt: model.projectTextFeatures(txt, { training: true }) };
+}
+
 /**
  * The plain training task: towers then heads. A frozen tower runs in inference mode (no dropout), like
  * the feature cache, so cached and uncached frozen training follow the same trajectory. With `microBatch`
@@ -187,10 +204,7 @@ export function clipModelTask(
 ): TrainTask<CaptionBatch> {
   const { microBatch } = options;
   const spec = microBatch === undefined ? undefined : clipChunkedSpec(model, frozen, targets);
-  const features = (b: CaptionBatch, training: boolean) => ({
-    img: model.imageEncoder.encode(b.pixelValues, { training: training && !frozen.vision }),
-    txt: model.textEncoder.encode({ inputIds: b.inputIds, attentionMask: b.attentionMask }, { training: training && !frozen.text }),
-  });
+  const features = (b: CaptionBatch, training: boolean) => towerFeatures(model, frozen, b, training);
   const trainLoss = (b: CaptionBatch): tf.Scalar =>
     tf.tidy(() => {
       const { img, txt } = features(b, true);

@@ -6,7 +6,7 @@ import { distillTask, type TeacherEmbeddings } from '../distill/index.js';
 import type { BatchSource, TrainTask } from '../trainer/types.js';
 import { resolveMicroBatch } from '../step/micro-batch-config.js';
 import { setGradientCheckpointing } from '../step/checkpointing.js';
-import { clipModelTask, type FreezeResult } from './model.js';
+import { clipModelTask, trainingEmbeddings, type FreezeResult } from './model.js';
 import { ReplicaPool } from '../parallel/pool.js';
 import { parallelModelTask } from '../parallel/task.js';
 import { resolveWorkers } from '../parallel/workers.js';
@@ -66,10 +66,9 @@ export async function buildPipeline(
   const { config } = run;
   const valLoader = evalLoader(run, inputs, inputs.data.val, config.data.cacheImages);
   // Cached image features would freeze one view of each image: augmentation needs the towers every step.
-  const useCache = frozen.visionFrozen && frozen.textFrozen && config.featureCache.enabled === 'auto' && !trainLoader.augmented;
-  if (frozen.visionFrozen && frozen.textFrozen && config.featureCache.enabled === 'auto' && trainLoader.augmented) {
-    run.log('feature cache: off (data.augment changes the training images every epoch)');
-  }
+  const cacheAllowed = frozen.visionFrozen && frozen.textFrozen && config.featureCache.enabled === 'auto';
+  const useCache = cacheAllowed && !trainLoader.augmented;
+  if (cacheAllowed && trainLoader.augmented) run.log('feature cache: off (data.augment changes the training images every epoch)');
   if (!useCache) {
     const towers = { vision: frozen.visionFrozen, text: frozen.textFrozen };
     const trained = (['vision', 'text'] as const).filter((t) => !towers[t]);
@@ -83,11 +82,7 @@ export async function buildPipeline(
         model,
         ...distill,
         targets: config.targets,
-        // As clipModelTask's training loss: a frozen tower runs in inference mode, the heads train.
-        embed: (b) => ({
-          img: model.projectImageFeatures(model.imageEncoder.encode(b.pixelValues, { training: !frozen.visionFrozen }), { training: true }),
-          txt: model.projectTextFeatures(model.textEncoder.encode({ inputIds: b.inputIds, attentionMask: b.attentionMask }, { training: !frozen.textFrozen }), { training: true }),
-        }),
+        embed: (b) => trainingEmbeddings(model, towers, b),
       });
       run.log('distillation: whole-batch step (training.workers and training.microBatch do not apply)');
     } else {
