@@ -1,5 +1,3 @@
-import { existsSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import * as tf from '@tensorflow/tfjs-core';
 import type { CLIPModel } from '@clip-ts/core';
@@ -10,6 +8,7 @@ import { sharedGather } from './gather.js';
 import { layoutOf, sharedFloats, writeVariables, type VariableLayout } from './layout.js';
 import type { InitMessage, StepMessage, WorkerReply } from './protocol.js';
 import { shardLoss } from './shard-step.js';
+import { workerUrl } from './worker-url.js';
 import { PhaseClock, readPhaseTimes, sharedPhaseTimes, type PhaseTimes } from './timing.js';
 
 export interface ReplicaPoolOptions {
@@ -29,18 +28,6 @@ export interface PoolBatch {
   pixelValues: tf.Tensor4D;
   inputIds: tf.Tensor2D;
   attentionMask: tf.Tensor2D;
-}
-
-/**
- * The compiled worker. Under the library's dist/ it sits next to this module; when this module runs from
- * src/ (vitest), worker threads cannot load TypeScript, so the built copy in dist/ is used (npm run build).
- */
-function workerUrl(): URL {
-  const here = new URL('./worker.js', import.meta.url);
-  if (existsSync(fileURLToPath(here))) return here;
-  const built = new URL('../../dist/parallel/worker.js', import.meta.url);
-  if (existsSync(fileURLToPath(built))) return built;
-  throw new ParallelError(`the data-parallel worker script is missing (${fileURLToPath(built)}): run npm run build`);
 }
 
 /** Rows [start, end) of replica r when `batch` rows are split over `replicas` (the first ones take the remainder). */
@@ -118,7 +105,7 @@ export class ReplicaPool {
 
   private async spawn(): Promise<void> {
     writeVariables(this.weightsLayout, this.byName, this.weights);
-    const url = workerUrl();
+    const url = workerUrl('worker.js');
     const rngCount = findRngs(this.model).length;
     const ready: Array<Promise<void>> = [];
     for (let r = 1; r < this.replicas; r++) {
