@@ -1,5 +1,5 @@
 // One bench measurement per process (so backends, heaps and peak RSS do not mix), run by bench/run.mjs:
-//   node bench/tasks.mjs <train|train-parallel|infer|memory|pipeline|frozen|profile|matmul|matmuls|big-train|big-cache>
+//   node bench/tasks.mjs <train|train-parallel|infer|infer-parallel|memory|pipeline|frozen|profile|matmul|matmuls|big-train|big-cache>
 //        [--backend wasm] [--reps N] [--warmup N] [--batch N] [--dir DIR] [--steps N] [--threads N] [--workers N]
 //        [--micro N] [--checkpointing on|off] [--adam-state host] [--images N] [--resizer sharp|pillow] [--concurrency N] [--patch-dropout P]
 // --threads: wasm backend threads (default: initBackend's, i.e. $CLIP_WASM_THREADS or every core).
@@ -465,6 +465,43 @@ const tasks = {
       backend: info.tfBackend, batch: batchSize,
       imagesPerS: batchSize / (img.ms / 1000), textsPerS: batchSize / (txt.ms / 1000), image: img, text: txt,
     };
+  },
+
+  /**
+   * Inference over `--workers` replicas (@clip-ts/train EmbedPool; 1: the plain single-process call with
+   * `--threads`), small config, batch 32: images/s and texts/s of the embeddings, and of the image-tower
+   * features the frozen-feature cache stores. The inference-scaling rows compare N replicas × 1 thread
+   * with 1 replica × N threads.
+   */
+  async 'infer-parallel'() {
+    const replicas = Number(opt.workers);
+    if (opt.threads === undefined && replicas > 1) opt.threads = String(Math.max(1, Math.floor(availableParallelism() / replicas)));
+    const { core, info } = await setup();
+    const train = await import('@clip-ts/train');
+    const model = core.CLIPModel.fromConfig(SMALL, { seed: 0 });
+    const batch = makeBatch(batchSize);
+    const text = { inputIds: batch.inputIds, attentionMask: batch.attentionMask };
+    const t0 = performance.now();
+    const pool = replicas > 1 ? await train.EmbedPool.start(model, { replicas }) : null;
+    /** What a pool costs once, before its first batch (workers load tfjs and build their model copy). */
+    const startMs = performance.now() - t0;
+    const plain = async (f) => {
+      const out = f();
+      await out.data();
+      out.dispose();
+    };
+    try {
+      const img = await timed(() => (pool ? pool.embedImages(batch.pixelValues) : plain(() => model.encodeImages(batch.pixelValues))));
+      const txt = await timed(() => (pool ? pool.embedTexts(text) : plain(() => model.encodeTexts(text))));
+      const feat = await timed(() => (pool ? pool.imageFeatures(batch.pixelValues) : plain(() => model.imageEncoder.encode(batch.pixelValues, { training: false }))));
+      return {
+        backend: info.tfBackend, threads: info.threads, workers: replicas, batch: batchSize, startMs,
+        imagesPerS: batchSize / (img.ms / 1000), textsPerS: batchSize / (txt.ms / 1000), featuresPerS: batchSize / (feat.ms / 1000),
+        image: img, text: txt, features: feat,
+      };
+    } finally {
+      pool?.close();
+    }
   },
 
   async memory() {

@@ -75,7 +75,10 @@ describe('shardRows / resolveWorkers', () => {
     expect(plannedReplicas(base({ backend: 'auto' }), undefined)).toBe(Math.min(cores, 4));
     const frozen = base({ model: { ...tinyConfig('x').model!, freeze: 'towers' } });
     expect(cacheExpected(frozen)).toBe(true);
+    // The cache build: the shapes set's 24 training images are too few for a pool, its default 4000 are not.
     expect(plannedReplicas(frozen)).toBe(1);
+    const big = base({ model: { ...tinyConfig('x').model!, freeze: 'towers' }, data: { ...tinyConfig('x').data, batchSize: 64, dataset: { kind: 'shapes', options: {} } } });
+    expect(plannedReplicas(big)).toBe(Math.min(cores, 4));
     expect(cacheExpected(base({ model: { ...tinyConfig('x').model!, freeze: 'towers' }, featureCache: { enabled: false } }))).toBe(false);
     expect(plannedReplicas(base({ training: { workers: 1 } }))).toBe(1);
     expect(plannedReplicas(base({ training: { workers: 3 } }))).toBe(3);

@@ -10,7 +10,7 @@ import { clipModelTask, trainingEmbeddings, type FreezeResult } from './model.js
 import { ReplicaPool } from '../parallel/pool.js';
 import { parallelModelTask } from '../parallel/task.js';
 import { resolveWorkers } from '../parallel/workers.js';
-import { plannedReplicas } from './replicas.js';
+import { cacheReplicas, plannedReplicas } from './replicas.js';
 import type { MicroBatchChoice } from '../step/micro-batch-auto.js';
 import type { RunContext, RunInputs } from './setup.js';
 
@@ -115,9 +115,11 @@ export async function buildPipeline(
   }
   const dir = config.featureCache.dir ?? path.join(run.runDir, 'feature-cache');
   const towers = await towerFingerprint(model);
+  // Never more replicas than prepareRun split the wasm threads for; tfjs-node resolves to one.
+  const buildReplicas = Math.min(plannedReplicas(config), cacheReplicas(config, run.backend));
   const features = async (ds: RunInputs['data']['train']): Promise<CachedFeatures> => {
     const f = await loadOrComputeFeatures(
-      { model, dataset: ds, tokenizer: inputs.tokenizer, imageProcessor: inputs.imageProcessor, maxLength: config.data.maxLength, dir, batchSize: run.evalBatch },
+      { model, dataset: ds, tokenizer: inputs.tokenizer, imageProcessor: inputs.imageProcessor, maxLength: config.data.maxLength, dir, batchSize: run.evalBatch, replicas: buildReplicas },
       towers,
     );
     own(f);

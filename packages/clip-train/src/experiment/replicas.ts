@@ -1,5 +1,5 @@
 import type { ExperimentConfig } from '../config/schema.js';
-import { resolveWorkers } from '../parallel/workers.js';
+import { assumedBackend, inferenceReplicas, MIN_INFERENCE_ROWS, resolveWorkers } from '../parallel/workers.js';
 
 /**
  * Whether the run will train on cached tower features (buildPipeline's condition, read from the config:
@@ -14,13 +14,24 @@ export function cacheExpected(config: ExperimentConfig): boolean {
 /**
  * The replica count a run is planned for, before the backend starts: setup.ts needs it to give each
  * replica its share of the wasm threads, and the backend's threads cannot change once it runs. The
- * backend is assumed to be wasm unless the config (or $CLIP_BACKEND) names tfjs-node: 'auto' falls back
- * to wasm here, and tfjs-node ignores the thread count anyway. Distillation runs its whole batch under
+ * backend is the one the config (or $CLIP_BACKEND) names, 'auto' taken as wasm (assumedBackend). Distillation runs its whole batch under
  * one tape (one replica). buildPipeline resolves the final count with the backend actually started.
  */
 export function plannedReplicas(config: ExperimentConfig, envBackend = process.env.CLIP_BACKEND): number {
   if (config.distill) return 1;
-  const named = config.backend === 'auto' ? (envBackend ?? 'auto') : config.backend;
-  const backend = named === 'cpu' ? 'cpu' : named.startsWith('tensorflow') ? named : 'wasm';
-  return resolveWorkers(config.training.workers, { backend, useCache: cacheExpected(config), batchSize: config.data.batchSize });
+  const backend = assumedBackend(config.backend, envBackend);
+  if (cacheExpected(config)) return cacheReplicas(config, backend);
+  return resolveWorkers(config.training.workers, { backend, useCache: false, batchSize: config.data.batchSize });
+}
+
+/**
+ * Replicas that build the frozen-feature cache (EmbedPool; training on the cached features stays on the
+ * main thread, a heads-only step being too small to split). The training split's size is known before
+ * loading only for the synthetic shapes set; other datasets are taken as large enough for a pool.
+ */
+export function cacheReplicas(config: ExperimentConfig, backend: string): number {
+  const ds = config.data.dataset;
+  const size = ds.kind === 'shapes' ? ds.options.trainSize : undefined;
+  const rows = typeof size === 'number' ? size : MIN_INFERENCE_ROWS;
+  return inferenceReplicas(config.training.workers, { backend, rows, batchSize: config.data.evalBatchSize ?? config.data.batchSize });
 }

@@ -37,3 +37,32 @@ export function resolveWorkers(setting: WorkersSetting | undefined, o: { backend
 export function threadsPerReplica(replicas: number, cores = availableParallelism()): number | undefined {
   return replicas > 1 ? Math.max(1, Math.floor(cores / replicas)) : undefined;
 }
+
+/**
+ * Fewest inputs for which 'auto' starts an EmbedPool for a forward-only command: each worker loads tfjs
+ * and builds its copy of the model first (bench `infer-parallel` reports it as startMs), which a few
+ * batches must repay. Below it, one replica with every wasm thread.
+ */
+export const MIN_INFERENCE_ROWS = 256;
+
+/**
+ * Replicas of a forward-only pass (EmbedPool: `clip embed`, zero-shot, the feature cache) over `rows`
+ * inputs in batches of `batchSize`. A count is taken as given (never more replicas than a batch has
+ * rows). 'auto' (and unset): as resolveWorkers on the backends that benefit, when there are enough inputs.
+ */
+export function inferenceReplicas(setting: WorkersSetting | undefined, o: { backend: string; rows: number; batchSize: number; cores?: number }): number {
+  const batch = Math.max(1, Math.min(o.batchSize, o.rows));
+  if (typeof setting === 'number') return Math.max(1, Math.min(setting, batch));
+  if (o.rows < MIN_INFERENCE_ROWS) return 1;
+  return resolveWorkers('auto', { backend: o.backend, useCache: false, batchSize: batch, ...(o.cores === undefined ? {} : { cores: o.cores }) });
+}
+
+/**
+ * The backend a run will get, as far as replica planning needs it before the backend starts (its
+ * threads cannot change afterwards): a named one as is, 'auto' as wasm — tfjs-node, if 'auto' finds it,
+ * ignores the thread count, and resolving with the started backend then gives one replica.
+ */
+export function assumedBackend(requested: string | undefined, envBackend = process.env.CLIP_BACKEND): string {
+  const named = requested === undefined || requested === 'auto' ? (envBackend ?? 'auto') : requested;
+  return named === 'auto' ? 'wasm' : named;
+}
