@@ -329,13 +329,17 @@ const tasks = {
     const batch = makeBatch(batchSize);
     let steps = 0;
     let base;
+    /** Main-thread-only time per timed step: the optimizer (every replica idles meanwhile) — Amdahl's serial part. */
+    const optimizerMs = [];
     try {
       const t = await timed(async () => {
         // Phases of the timed steps only: a warm-up step (first allocations, weight packing) is far slower.
         if (steps === warmup) base = pool?.timings();
         steps += 1;
         const { value, grads } = pool ? pool.lossAndGrads(batch, vars, undefined) : tf.variableGrads(() => model.loss(batch, { training: true }), vars);
+        const o0 = performance.now();
         optimizer.apply(grads);
+        if (steps > warmup) optimizerMs.push(performance.now() - o0);
         tf.dispose(Object.values(grads));
         const v = (await value.data())[0];
         value.dispose();
@@ -343,7 +347,7 @@ const tasks = {
       });
       // Wall ms per step in each phase of each replica (main first), averaged over the timed steps.
       const phases = pool?.timings().map((p, r) => Object.fromEntries(Object.entries(p).map(([k, ms]) => [k, Math.round((ms - (base?.[r]?.[k] ?? 0)) / (steps - warmup))])));
-      return { backend: info.tfBackend, threads: info.threads, workers: replicas, batch: batchSize, samplesPerS: batchSize / (t.ms / 1000), ...t, phases };
+      return { backend: info.tfBackend, threads: info.threads, workers: replicas, batch: batchSize, samplesPerS: batchSize / (t.ms / 1000), ...t, optimizerMs: median(optimizerMs), phases };
     } finally {
       pool?.close();
     }
