@@ -9,7 +9,7 @@ import '@clip-ts/encoders';
 import { runExperiment } from '../src/experiment/index.js';
 import { clipModelTask } from '../src/experiment/model.js';
 import { MIN_ROWS_PER_REPLICA, ParallelError, ReplicaPool, parallelModelTask, resolveWorkers, shardRows, threadsPerReplica } from '../src/parallel/index.js';
-import { cacheExpected, plannedReplicas } from '../src/experiment/replicas.js';
+import { batchNormTower, cacheExpected, plannedReplicas } from '../src/experiment/replicas.js';
 import { parseExperimentConfig } from '../src/config/load.js';
 import type { ExperimentConfigInput } from '../src/config/schema.js';
 import { tinyConfig } from './helpers/tiny-config.js';
@@ -83,6 +83,21 @@ describe('shardRows / resolveWorkers', () => {
     expect(plannedReplicas(base({ training: { workers: 1 } }))).toBe(1);
     expect(plannedReplicas(base({ training: { workers: 3 } }))).toBe(3);
     expect(plannedReplicas(parseExperimentConfig(tinyConfig('x')))).toBe(1);
+  });
+
+  it('batchNormTower names a trained tower with batch-norm statistics (replicas would take them per shard)', async () => {
+    await initBackend('cpu');
+    const text = { model_type: 'distilbert', vocab_size: 50, dim: 16, n_layers: 1, n_heads: 2, hidden_dim: 32, max_position_embeddings: 8 };
+    const resnet = CLIPModel.fromConfig({ model_type: 'clip-ts', projection_dim: 8, vision_config: { model_type: 'resnet', hidden_sizes: [8, 16], depths: [1, 1], embedding_size: 8, layer_type: 'basic' }, text_config: text }, { seed: 1 });
+    const vit = CLIPModel.fromConfig({ model_type: 'clip-ts', projection_dim: 8, vision_config: { model_type: 'vit', hidden_size: 16, num_hidden_layers: 1, num_attention_heads: 2, intermediate_size: 32, image_size: 16, patch_size: 8 }, text_config: text }, { seed: 1 });
+    try {
+      expect(batchNormTower(resnet, { vision: false, text: false })).toBe('vision');
+      expect(batchNormTower(resnet, { vision: true, text: false })).toBeUndefined();
+      expect(batchNormTower(vit, { vision: false, text: false })).toBeUndefined();
+    } finally {
+      resnet.dispose();
+      vit.dispose();
+    }
   });
 });
 

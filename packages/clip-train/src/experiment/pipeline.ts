@@ -10,7 +10,7 @@ import { clipModelTask, trainingEmbeddings, type FreezeResult } from './model.js
 import { ReplicaPool } from '../parallel/pool.js';
 import { parallelModelTask } from '../parallel/task.js';
 import { resolveWorkers } from '../parallel/workers.js';
-import { cacheReplicas, plannedReplicas } from './replicas.js';
+import { batchNormTower, cacheReplicas, plannedReplicas } from './replicas.js';
 import type { MicroBatchChoice } from '../step/micro-batch-auto.js';
 import type { RunContext, RunInputs } from './setup.js';
 
@@ -89,7 +89,7 @@ export async function buildPipeline(
       run.log('distillation: whole-batch step (training.workers and training.microBatch do not apply)');
     } else {
       const micro = resolveMicroBatch(config, model, towers, run.backend);
-      const replicas = replicaCount(run, useCache, micro);
+      const replicas = replicaCount(run, useCache, micro, batchNormTower(model, towers));
       if (replicas > 1) {
         // Each replica runs its whole shard under one tape: micro-batching is not combined with replicas
         // yet, so every shard's activations must fit in memory.
@@ -140,11 +140,15 @@ export async function buildPipeline(
  * when a shard would not fit in memory whole (micro-batching is not combined with replicas): the
  * reference's towers at batch 32 need 5-row chunks on wasm.
  */
-function replicaCount(run: RunContext, useCache: boolean, micro: MicroBatchChoice): number {
+function replicaCount(run: RunContext, useCache: boolean, micro: MicroBatchChoice, batchNorm: string | undefined): number {
   const { config } = run;
   const setting = config.training.workers;
   const resolved = resolveWorkers(setting, { backend: run.backend, useCache, batchSize: config.data.batchSize });
   if (typeof setting === 'number' || resolved === 1) return resolved;
+  if (batchNorm) {
+    run.log(`data-parallel: off (the ${batchNorm} tower trains batch-norm statistics, which replicas would take per shard instead of per batch)`);
+    return 1;
+  }
   const replicas = Math.min(resolved, plannedReplicas(config));
   if (replicas > 1 && (micro.gradientCheckpointing || micro.microBatch < Math.ceil(config.data.batchSize / replicas))) {
     run.log(`data-parallel: off (a shard of ${Math.ceil(config.data.batchSize / replicas)} rows would need ${micro.reason}); training.workers: 1 gives the one replica every wasm thread`);
@@ -152,3 +156,4 @@ function replicaCount(run: RunContext, useCache: boolean, micro: MicroBatchChoic
   }
   return replicas;
 }
+

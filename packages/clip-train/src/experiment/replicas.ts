@@ -1,3 +1,4 @@
+import type { CLIPModel } from '@clip-ts/core';
 import type { ExperimentConfig } from '../config/schema.js';
 import { assumedBackend, inferenceReplicas, MIN_INFERENCE_ROWS, resolveWorkers } from '../parallel/workers.js';
 
@@ -34,4 +35,18 @@ export function cacheReplicas(config: ExperimentConfig, backend: string): number
   const size = ds.kind === 'shapes' ? ds.options.trainSize : undefined;
   const rows = typeof size === 'number' ? size : MIN_INFERENCE_ROWS;
   return inferenceReplicas(config.training.workers, { backend, rows, batchSize: config.data.evalBatchSize ?? config.data.batchSize });
+}
+
+/**
+ * The trained tower whose forward pass uses batch statistics (BatchNorm's running_mean / running_var
+ * buffers, HF names), if any: replicas would normalise each shard by its own statistics, so their
+ * gradients would no longer add up to the whole batch's.
+ */
+export function batchNormTower(model: CLIPModel, frozen: { vision: boolean; text: boolean }): 'vision' | 'text' | undefined {
+  for (const { name } of model.namedVariables()) {
+    if (!/\.running_(mean|var)$/.test(name)) continue;
+    const tower = name.startsWith('vision_model.') ? 'vision' : 'text';
+    if (!frozen[tower]) return tower;
+  }
+  return undefined;
 }
