@@ -67,7 +67,7 @@ describe('clip embed', () => {
 
   it('--workers 2 splits each batch over an EmbedPool: the single-process embeddings, in input order', async () => {
     const texts = ['a red circle', 'a blue square', 'a dog', 'two cats', 'a green star'];
-    const run = async (workers: string, what: string[], kind: '--texts' | '--images') => {
+    const run = async (workers: string, what: readonly string[], kind: '--texts' | '--images') => {
       const out = join(dir, `pool-${workers}-${kind.slice(2)}.json`);
       const io = captureIO();
       expect(await runCli(['embed', '--checkpoint', ckpt, kind, ...what, '--out', out, '--backend', 'cpu', '--batch-size', '3', '--workers', workers], io)).toBe(0);
