@@ -2,7 +2,7 @@
 // hits both sides alike. Each measurement runs in its own process (bench/tasks.mjs, or
 // bench/pytorch_reference.py); a row whose requirement is missing says why instead of failing the bench.
 //
-//   node bench/run.mjs [--json] [--quick] [--big] [--only train,scaling,matmuls,patchdrop,infer,pipeline,frozen,memory,threads,big,...]
+//   node bench/run.mjs [--json] [--quick] [--big] [--only train,scaling,matmuls,patchdrop,infer,infer-scaling,pipeline,frozen,memory,threads,big,...]
 //     --json   also write bench/results.json (docs/benchmarks.md is generated from it: bench/render-doc.mjs)
 //     --quick  fewer repetitions (a smoke run; numbers are noisier)
 //     --merge  with --json and --only: replace just the re-measured rows in the existing bench/results.json
@@ -214,6 +214,31 @@ if (want('infer')) {
       unit: `${label}/s`, ours: ours.ok ? ours[key] : null, reference: refOk ? ref[refKey] : null,
       ratio: ours.ok && refOk ? ratio(ours[key], ref[refKey]) : null, unavailable: why(ours),
       note: refOk ? undefined : `PyTorch: ${ref.error}`,
+    });
+  }
+}
+
+if (want('infer-scaling')) {
+  // Inference over the replica pool (EmbedPool: `clip embed`, zero-shot, the feature cache) against the
+  // threaded build on the same cores, same run: N replicas × 1 wasm thread vs 1 replica × N threads.
+  const n = cpus().length;
+  const run = async (workers, threads) => {
+    log(`inference: wasm, ${workers} replica(s) × ${threads} thread(s)`);
+    const r = await node('infer-parallel', ['--backend', 'wasm', '--workers', String(workers), '--threads', String(threads), '--reps', String(REPS + 2), '--warmup', '1'], 900);
+    raw[`infer-parallel-${workers}x${threads}`] = r;
+    return r;
+  };
+  const replicas = await run(n, 1);
+  const threads = await run(1, n);
+  for (const [key, label, what] of [['imagesPerS', 'images', 'image embeddings'], ['textsPerS', 'texts', 'text embeddings'], ['featuresPerS', 'features', 'image-tower features (feature cache)']]) {
+    const sub = { imagesPerS: 'image', textsPerS: 'text', featuresPerS: 'features' }[key];
+    rows.push({
+      id: `infer-replicas-vs-threads-${label}`, name: `inference, small config, batch 32, ${what} — wasm, ${n} replicas × 1 thread vs 1 replica × ${n} threads`,
+      unit: `${label === 'texts' ? 'texts' : 'images'}/s`, ours: replicas.ok ? replicas[key] : null, reference: threads.ok ? threads[key] : null,
+      ratio: replicas.ok && threads.ok ? replicas[key] / threads[key] : null, unavailable: why(replicas) ?? why(threads),
+      note: replicas.ok && threads.ok
+        ? `reference column = 1 replica × ${n} wasm threads (${Math.round(threads[sub].ms)} ms/batch, CPU ${Math.round(threads[sub].cpuMs)} ms), clip-ts column = ${n} replicas × 1 thread, @clip-ts/train EmbedPool (${Math.round(replicas[sub].ms)} ms/batch, CPU ${Math.round(replicas[sub].cpuMs)} ms)`
+        : undefined,
     });
   }
 }

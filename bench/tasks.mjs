@@ -1,5 +1,5 @@
 // One bench measurement per process (so backends, heaps and peak RSS do not mix), run by bench/run.mjs:
-//   node bench/tasks.mjs <train|train-parallel|infer|memory|pipeline|frozen|profile|matmul|matmuls|big-train|big-cache>
+//   node bench/tasks.mjs <train|train-parallel|infer|infer-parallel|memory|pipeline|frozen|profile|matmul|matmuls|big-train|big-cache>
 //        [--backend wasm] [--reps N] [--warmup N] [--batch N] [--dir DIR] [--steps N] [--threads N] [--workers N]
 //        [--micro N] [--checkpointing on|off] [--adam-state host] [--images N] [--resizer sharp|pillow] [--concurrency N] [--patch-dropout P]
 // --threads: wasm backend threads (default: initBackend's, i.e. $CLIP_WASM_THREADS or every core).
@@ -329,13 +329,17 @@ const tasks = {
     const batch = makeBatch(batchSize);
     let steps = 0;
     let base;
+    /** Main-thread-only time per timed step: the optimizer (every replica idles meanwhile) — Amdahl's serial part. */
+    const optimizerMs = [];
     try {
       const t = await timed(async () => {
         // Phases of the timed steps only: a warm-up step (first allocations, weight packing) is far slower.
         if (steps === warmup) base = pool?.timings();
         steps += 1;
         const { value, grads } = pool ? pool.lossAndGrads(batch, vars, undefined) : tf.variableGrads(() => model.loss(batch, { training: true }), vars);
+        const o0 = performance.now();
         optimizer.apply(grads);
+        if (steps > warmup) optimizerMs.push(performance.now() - o0);
         tf.dispose(Object.values(grads));
         const v = (await value.data())[0];
         value.dispose();
@@ -343,7 +347,7 @@ const tasks = {
       });
       // Wall ms per step in each phase of each replica (main first), averaged over the timed steps.
       const phases = pool?.timings().map((p, r) => Object.fromEntries(Object.entries(p).map(([k, ms]) => [k, Math.round((ms - (base?.[r]?.[k] ?? 0)) / (steps - warmup))])));
-      return { backend: info.tfBackend, threads: info.threads, workers: replicas, batch: batchSize, samplesPerS: batchSize / (t.ms / 1000), ...t, phases };
+      return { backend: info.tfBackend, threads: info.threads, workers: replicas, batch: batchSize, samplesPerS: batchSize / (t.ms / 1000), ...t, optimizerMs: median(optimizerMs), phases };
     } finally {
       pool?.close();
     }
@@ -465,6 +469,43 @@ const tasks = {
       backend: info.tfBackend, batch: batchSize,
       imagesPerS: batchSize / (img.ms / 1000), textsPerS: batchSize / (txt.ms / 1000), image: img, text: txt,
     };
+  },
+
+  /**
+   * Inference over `--workers` replicas (@clip-ts/train EmbedPool; 1: the plain single-process call with
+   * `--threads`), small config, batch 32: images/s and texts/s of the embeddings, and of the image-tower
+   * features the frozen-feature cache stores. The inference-scaling rows compare N replicas × 1 thread
+   * with 1 replica × N threads.
+   */
+  async 'infer-parallel'() {
+    const replicas = Number(opt.workers);
+    if (opt.threads === undefined && replicas > 1) opt.threads = String(Math.max(1, Math.floor(availableParallelism() / replicas)));
+    const { core, info } = await setup();
+    const train = await import('@clip-ts/train');
+    const model = core.CLIPModel.fromConfig(SMALL, { seed: 0 });
+    const batch = makeBatch(batchSize);
+    const text = { inputIds: batch.inputIds, attentionMask: batch.attentionMask };
+    const t0 = performance.now();
+    const pool = replicas > 1 ? await train.EmbedPool.start(model, { replicas }) : null;
+    /** What a pool costs once, before its first batch (workers load tfjs and build their model copy). */
+    const startMs = performance.now() - t0;
+    const plain = async (f) => {
+      const out = f();
+      await out.data();
+      out.dispose();
+    };
+    try {
+      const img = await timed(() => (pool ? pool.embedImages(batch.pixelValues) : plain(() => model.encodeImages(batch.pixelValues))));
+      const txt = await timed(() => (pool ? pool.embedTexts(text) : plain(() => model.encodeTexts(text))));
+      const feat = await timed(() => (pool ? pool.imageFeatures(batch.pixelValues) : plain(() => model.imageEncoder.encode(batch.pixelValues, { training: false }))));
+      return {
+        backend: info.tfBackend, threads: info.threads, workers: replicas, batch: batchSize, startMs,
+        imagesPerS: batchSize / (img.ms / 1000), textsPerS: batchSize / (txt.ms / 1000), featuresPerS: batchSize / (feat.ms / 1000),
+        image: img, text: txt, features: feat,
+      };
+    } finally {
+      pool?.close();
+    }
   },
 
   async memory() {

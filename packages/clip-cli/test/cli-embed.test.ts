@@ -65,6 +65,28 @@ describe('clip embed', () => {
     a.forEach((v, i) => expect(v).toBeCloseTo(json.embeddings[0]?.[i] ?? Number.NaN, 5));
   });
 
+  it('--workers 2 splits each batch over an EmbedPool: the single-process embeddings, in input order', async () => {
+    const texts = ['a red circle', 'a blue square', 'a dog', 'two cats', 'a green star'];
+    const run = async (workers: string, what: readonly string[], kind: '--texts' | '--images') => {
+      const out = join(dir, `pool-${workers}-${kind.slice(2)}.json`);
+      const io = captureIO();
+      expect(await runCli(['embed', '--checkpoint', ckpt, kind, ...what, '--out', out, '--backend', 'cpu', '--batch-size', '3', '--workers', workers], io)).toBe(0);
+      if (workers !== '1') expect(io.err()).toContain(`${workers} replicas`);
+      return (JSON.parse(await readFile(out, 'utf8')) as { embeddings: number[][] }).embeddings;
+    };
+    const before = tf.memory().numTensors;
+    for (const [kind, what] of [['--texts', texts], ['--images', [...images, images[1] as string, images[0] as string]]] as const) {
+      const one = await run('1', what, kind);
+      const two = await run('2', what, kind);
+      expect(two).toHaveLength(what.length);
+      two.forEach((row, r) => row.forEach((v, i) => expect(Math.abs(v - (one[r]?.[i] ?? Number.NaN))).toBeLessThan(1e-5)));
+    }
+    expect(tf.memory().numTensors).toBe(before);
+    const bad = captureIO();
+    expect(await runCli(['embed', '--checkpoint', ckpt, '--texts', 'x', '--out', join(dir, 'x.json'), '--workers', 'many'], bad)).toBe(2);
+    expect(bad.err()).toContain('--workers');
+  });
+
   it('rejects bad usage with exit code 2 and a message', async () => {
     const both = captureIO();
     expect(await runCli(['embed', '--checkpoint', ckpt, '--texts', 'x', '--images', images[0] as string, '--out', join(dir, 'x.json')], both)).toBe(2);

@@ -99,6 +99,10 @@ export class CLIP {
     const rows = imageRows(images, this.imageProcessor);
     const data = new Float32Array(rows.length * dim);
     await eachPixelBatch(rows, this.imageProcessor, options, async (pixels, start) => {
+      if (options.encoder) {
+        data.set(await options.encoder.embedImages(pixels), start * dim);
+        return;
+      }
       const emb = this.model.encodeImages(pixels);
       try {
         data.set(await emb.data(), start * dim);
@@ -129,6 +133,11 @@ export class CLIP {
     this.live();
     const dim = this.model.projectionDim;
     const data = new Float32Array(texts.length * dim);
+    if (options.encoder) {
+      const { encoder } = options;
+      await this.eachTextInput(texts, options, async (input, start) => data.set(await encoder.embedTexts(input), start * dim));
+      return new Embeddings(data, texts.length, dim);
+    }
     await this.eachTextBatch(texts, options, async (emb, start) => {
       data.set(await emb.data(), start * dim);
     });
@@ -235,6 +244,22 @@ export class CLIP {
 
   /** Normalised text embeddings of consecutive texts; each is disposed after `fn`. */
   private async eachTextBatch(texts: readonly string[], options: BatchOptions, fn: (emb: tf.Tensor2D, start: number) => Promise<void>): Promise<void> {
+    await this.eachTextInput(texts, options, async (input, start) => {
+      const emb = this.model.encodeTexts(input);
+      try {
+        await fn(emb, start);
+      } finally {
+        emb.dispose();
+      }
+    });
+  }
+
+  /** Each batch of `texts` tokenised to tensors (borrowed by `fn`, disposed here). */
+  private async eachTextInput(
+    texts: readonly string[],
+    options: BatchOptions,
+    fn: (input: { inputIds: tf.Tensor2D; attentionMask: tf.Tensor2D }, start: number) => Promise<void>,
+  ): Promise<void> {
     if (!Array.isArray(texts)) throw new ValueError('CLIP: texts must be an array of strings');
     if (texts.length === 0) throw new ValueError('CLIP: no texts');
     const bad = texts.findIndex((t) => typeof t !== 'string');
@@ -243,13 +268,10 @@ export class CLIP {
     for (let start = 0; start < texts.length; start += size) {
       const chunk = texts.slice(start, start + size);
       const input = toTensors(this.tokenizer.encode(chunk, this.maxLength));
-      let emb: tf.Tensor2D | undefined;
       try {
-        emb = this.model.encodeTexts(input);
-        await fn(emb, start);
+        await fn(input, start);
       } finally {
         tf.dispose([input.inputIds, input.attentionMask]);
-        emb?.dispose();
       }
       options.onProgress?.(start + chunk.length, texts.length);
     }

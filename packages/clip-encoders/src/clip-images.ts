@@ -25,6 +25,18 @@ export interface BatchOptions {
   batchSize?: number;
   /** Called after each batch with the inputs done so far and the total. */
   onProgress?: (done: number, total: number) => void;
+  /**
+   * Computes each batch's L2-normalised embeddings in place of the model's own call, with the same
+   * model's weights: e.g. @clip-ts/train's EmbedPool, which splits a batch over worker-thread replicas.
+   * Returns a new row-major [rows, dim] array; inputs are borrowed.
+   */
+  encoder?: BatchEncoder;
+}
+
+/** See BatchOptions.encoder (EmbedPool fits). */
+export interface BatchEncoder {
+  embedImages(pixels: tf.Tensor4D): Promise<Float32Array>;
+  embedTexts(input: { inputIds: tf.Tensor2D; attentionMask: tf.Tensor2D }): Promise<Float32Array>;
 }
 
 /** One image row: an input to process, or row `index` of a tensor the caller passed. */

@@ -24,7 +24,7 @@ export { resizeRgb8, type ResampleFilter } from './resample.js';
 export * from './registry.js';
 // The one object for inference: CLIP.fromPretrained(Hub id | dir | URL) (docs/pretrained.md).
 export * from './clip-api.js';
-export { type BatchOptions, type CLIPImage, type RgbPixels } from './clip-images.js';
+export { type BatchEncoder, type BatchOptions, type CLIPImage, type RgbPixels } from './clip-images.js';
 export * from './embeddings.js';
 export * from './clip-checkpoint.js';
 export { urlFiles, type UrlFilesOptions } from './clip-url-files.js';

@@ -1,4 +1,5 @@
 import * as path from 'node:path';
+import { availableParallelism } from 'node:os';
 import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
 import { CLIPModel, initBackend } from '@clip-ts/core';
@@ -7,7 +8,9 @@ import type { CaptionBatch } from '@clip-ts/data';
 import '@clip-ts/encoders';
 import { runExperiment } from '../src/experiment/index.js';
 import { clipModelTask } from '../src/experiment/model.js';
-import { ParallelError, ReplicaPool, parallelModelTask, resolveWorkers, shardRows } from '../src/parallel/index.js';
+import { MIN_ROWS_PER_REPLICA, ParallelError, ReplicaPool, parallelModelTask, resolveWorkers, shardRows, threadsPerReplica } from '../src/parallel/index.js';
+import { batchNormTower, cacheExpected, plannedReplicas } from '../src/experiment/replicas.js';
+import { parseExperimentConfig } from '../src/config/load.js';
 import type { ExperimentConfigInput } from '../src/config/schema.js';
 import { tinyConfig } from './helpers/tiny-config.js';
 import { useTmpDirs } from './helpers/tmp-dirs.js';
@@ -40,12 +43,61 @@ describe('shardRows / resolveWorkers', () => {
     }
   });
 
-  it("'auto' uses every core only where replicas help", () => {
-    expect(resolveWorkers(undefined, { backend: 'wasm', useCache: false, batchSize: 32, cores: 4 })).toBe(1);
-    expect(resolveWorkers('auto', { backend: 'wasm', useCache: false, batchSize: 32, cores: 4 })).toBe(4);
-    expect(resolveWorkers('auto', { backend: 'tensorflow', useCache: false, batchSize: 32, cores: 4 })).toBe(1);
-    expect(resolveWorkers('auto', { backend: 'cpu', useCache: true, batchSize: 32, cores: 4 })).toBe(1);
+  it("'auto' (the default) uses the cores only where replicas help: wasm/cpu, towers trained, ≥ MIN_ROWS_PER_REPLICA rows each", () => {
+    const wasm = { backend: 'wasm', useCache: false, cores: 4 };
+    expect(resolveWorkers(undefined, { ...wasm, batchSize: 64 })).toBe(4);
+    expect(resolveWorkers('auto', { ...wasm, batchSize: 64 })).toBe(4);
+    // Fewer rows than cores × MIN_ROWS_PER_REPLICA: only as many replicas as get that many rows.
+    expect(resolveWorkers('auto', { ...wasm, batchSize: 2 * MIN_ROWS_PER_REPLICA + 1 })).toBe(2);
+    expect(resolveWorkers('auto', { ...wasm, batchSize: 2 * MIN_ROWS_PER_REPLICA - 1 })).toBe(1);
+    expect(resolveWorkers('auto', { ...wasm, batchSize: 64, cores: 1 })).toBe(1);
+    expect(resolveWorkers('auto', { ...wasm, backend: 'cpu', batchSize: 64 })).toBe(4);
+    expect(resolveWorkers('auto', { ...wasm, backend: 'tensorflow', batchSize: 64 })).toBe(1);
+    expect(resolveWorkers('auto', { ...wasm, useCache: true, batchSize: 64 })).toBe(1);
+    // A count is taken as given, but never more replicas than rows.
     expect(resolveWorkers(3, { backend: 'cpu', useCache: false, batchSize: 2, cores: 4 })).toBe(2);
+    expect(resolveWorkers(2, { backend: 'tensorflow', useCache: true, batchSize: 8, cores: 4 })).toBe(2);
+  });
+
+  it('threadsPerReplica splits the cores; one replica keeps the backend default', () => {
+    expect(threadsPerReplica(1, 4)).toBeUndefined();
+    expect(threadsPerReplica(2, 4)).toBe(2);
+    expect(threadsPerReplica(2, 2)).toBe(1);
+    expect(threadsPerReplica(3, 2)).toBe(1);
+  });
+
+  it('plannedReplicas reads the config: cache runs, distillation, tfjs-node and small batches keep one replica', () => {
+    const cores = availableParallelism();
+    const base = (over: Partial<ExperimentConfigInput>) => parseExperimentConfig(tinyConfig('x', { backend: 'wasm', data: { ...tinyConfig('x').data, batchSize: 64 }, ...over }));
+    expect(plannedReplicas(base({}))).toBe(Math.min(cores, 4));
+    expect(plannedReplicas(base({ backend: 'tensorflow' }))).toBe(1);
+    expect(plannedReplicas(base({ backend: 'auto' }), 'tensorflow')).toBe(1);
+    expect(plannedReplicas(base({ backend: 'auto' }), undefined)).toBe(Math.min(cores, 4));
+    const frozen = base({ model: { ...tinyConfig('x').model!, freeze: 'towers' } });
+    expect(cacheExpected(frozen)).toBe(true);
+    // The cache build: the shapes set's 24 training images are too few for a pool, its default 4000 are not.
+    expect(plannedReplicas(frozen)).toBe(1);
+    const big = base({ model: { ...tinyConfig('x').model!, freeze: 'towers' }, data: { ...tinyConfig('x').data, batchSize: 64, dataset: { kind: 'shapes', options: {} } } });
+    expect(plannedReplicas(big)).toBe(Math.min(cores, 4));
+    expect(cacheExpected(base({ model: { ...tinyConfig('x').model!, freeze: 'towers' }, featureCache: { enabled: false } }))).toBe(false);
+    expect(plannedReplicas(base({ training: { workers: 1 } }))).toBe(1);
+    expect(plannedReplicas(base({ training: { workers: 3 } }))).toBe(3);
+    expect(plannedReplicas(parseExperimentConfig(tinyConfig('x')))).toBe(1);
+  });
+
+  it('batchNormTower names a trained tower with batch-norm statistics (replicas would take them per shard)', async () => {
+    await initBackend('cpu');
+    const text = { model_type: 'distilbert', vocab_size: 50, dim: 16, n_layers: 1, n_heads: 2, hidden_dim: 32, max_position_embeddings: 8 };
+    const resnet = CLIPModel.fromConfig({ model_type: 'clip-ts', projection_dim: 8, vision_config: { model_type: 'resnet', hidden_sizes: [8, 16], depths: [1, 1], embedding_size: 8, layer_type: 'basic' }, text_config: text }, { seed: 1 });
+    const vit = CLIPModel.fromConfig({ model_type: 'clip-ts', projection_dim: 8, vision_config: { model_type: 'vit', hidden_size: 16, num_hidden_layers: 1, num_attention_heads: 2, intermediate_size: 32, image_size: 16, patch_size: 8 }, text_config: text }, { seed: 1 });
+    try {
+      expect(batchNormTower(resnet, { vision: false, text: false })).toBe('vision');
+      expect(batchNormTower(resnet, { vision: true, text: false })).toBeUndefined();
+      expect(batchNormTower(vit, { vision: false, text: false })).toBeUndefined();
+    } finally {
+      resnet.dispose();
+      vit.dispose();
+    }
   });
 });
 

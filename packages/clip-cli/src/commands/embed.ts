@@ -1,12 +1,14 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname, extname } from 'node:path';
 import type { Command } from 'commander';
-import { describeBackend, initBackend, ValueError, type BackendName } from '@clip-ts/core';
+import { describeBackend, ValueError, type BackendName } from '@clip-ts/core';
+import type { WorkersSetting } from '@clip-ts/train';
 import { writeSafetensors } from '@clip-ts/core/node';
 import { CLIP, type Embeddings } from '@clip-ts/encoders';
 import type { CliIO } from '../cli.js';
 import { jsonReplacer, progress, writeJson } from '../support/format.js';
 import { THREADS_HELP, backendArg, threadsArg, positiveInt } from '../support/options.js';
+import { WORKERS_HELP, startInference, withEmbedPool, workersArg } from '../support/inference.js';
 
 export interface EmbedOptions {
   checkpoint: string;
@@ -16,6 +18,8 @@ export interface EmbedOptions {
   batchSize?: number;
   backend?: BackendName;
   threads?: number;
+  /** Replicas that split each batch (EmbedPool); default 'auto'. */
+  workers?: WorkersSetting;
 }
 
 export interface EmbedResult {
@@ -39,14 +43,18 @@ export async function runEmbed(opts: EmbedOptions, io: CliIO): Promise<EmbedResu
   if (ext !== '.safetensors' && ext !== '.json') {
     throw new ValueError(`clip embed: --out ${opts.out}: the extension must be .safetensors or .json`);
   }
-  progress(io, describeBackend(await initBackend(opts.backend, { threads: opts.threads })));
+  const inputs = (hasImages ? opts.images : opts.texts) as string[];
+  const batchSize = opts.batchSize ?? 32;
+  const { info, replicas } = await startInference({ backend: opts.backend, threads: opts.threads, workers: opts.workers, rows: inputs.length, batchSize });
+  progress(io, describeBackend(info) + (replicas > 1 ? `, ${replicas} replicas` : ''));
   const clip = await CLIP.fromPretrained(opts.checkpoint);
   let emb: Embeddings;
-  const inputs = (hasImages ? opts.images : opts.texts) as string[];
   try {
     progress(io, `embedding ${inputs.length} ${hasImages ? 'image(s)' : 'text(s)'} with ${opts.checkpoint}`);
-    const batch = { batchSize: opts.batchSize ?? 32 };
-    emb = hasImages ? await clip.embedImages(inputs, batch) : await clip.embedTexts(inputs, batch);
+    emb = await withEmbedPool(clip.model, replicas, (pool) => {
+      const batch = { batchSize, ...(pool ? { encoder: pool } : {}) };
+      return hasImages ? clip.embedImages(inputs, batch) : clip.embedTexts(inputs, batch);
+    });
   } finally {
     clip.dispose();
   }
@@ -76,6 +84,7 @@ export function registerEmbed(program: Command, io: CliIO): void {
     .option('--batch-size <n>', 'inputs per forward pass', positiveInt('--batch-size'), 32)
     .option('--backend <name>', 'tfjs backend (default: $CLIP_BACKEND or auto)', backendArg)
     .option('--threads <n>', THREADS_HELP, threadsArg)
+    .option('--workers <n|auto>', WORKERS_HELP, workersArg)
     .option('--json', 'print the result as one JSON object on stdout')
     .action(async (o: EmbedOptions & { json?: boolean }) => {
       const result = await runEmbed(o, io);

@@ -1,8 +1,9 @@
 import type { Command } from 'commander';
-import { describeBackend, initBackend, type BackendName } from '@clip-ts/core';
+import { describeBackend, type BackendName } from '@clip-ts/core';
 import { CLIP, toTensors } from '@clip-ts/encoders';
 import type { CliIO } from '../cli.js';
-import { embedClassificationSet, scoreTemplates, type ZeroShotReport } from '@clip-ts/train';
+import { embedClassificationSet, scoreTemplates, type WorkersSetting, type ZeroShotReport } from '@clip-ts/train';
+import { WORKERS_HELP, startInference, withEmbedPool, workersArg } from '../support/inference.js';
 import { buildClassificationDataset } from '../support/datasets.js';
 import { confusionTable, markdownTable, pct, progress, writeJson } from '../support/format.js';
 import { THREADS_HELP, backendArg, threadsArg, classificationDatasetArg, positiveInt, templateArg, type ClassificationDatasetKind } from '../support/options.js';
@@ -19,6 +20,8 @@ export interface ZeroshotOptions {
   batchSize?: number;
   backend?: BackendName;
   threads?: number;
+  /** Replicas that split each batch of images (EmbedPool); default 'auto'. */
+  workers?: WorkersSetting;
 }
 
 export interface ZeroshotResult extends ZeroShotReport {
@@ -29,23 +32,27 @@ export interface ZeroshotResult extends ZeroShotReport {
 }
 
 export async function runZeroshot(opts: ZeroshotOptions, io: CliIO): Promise<ZeroshotResult> {
-  const backend = await initBackend(opts.backend, { threads: opts.threads });
-  progress(io, describeBackend(backend));
   const dataset = buildClassificationDataset(opts.dataset, opts.root, opts.split);
+  const batchSize = opts.batchSize ?? 64;
+  const { info: backend, replicas } = await startInference({ backend: opts.backend, threads: opts.threads, workers: opts.workers, rows: dataset.length, batchSize });
+  progress(io, describeBackend(backend) + (replicas > 1 ? `, ${replicas} replicas` : ''));
   const templates = opts.template && opts.template.length > 0 ? opts.template : ['a photo of a {}.'];
   const ckpt = await CLIP.fromPretrained(opts.checkpoint);
   try {
     progress(io, `embedding ${dataset.length} images of ${dataset.name}/${dataset.split} (${dataset.classNames.length} classes)`);
     let last = 0;
-    const images = await embedClassificationSet(ckpt.model, ckpt.imageProcessor, dataset, {
-      batchSize: opts.batchSize ?? 64,
-      onBatch: (done, total) => {
-        if (done - last >= 1000 || done === total) {
-          progress(io, `  ${done}/${total}`);
-          last = done;
-        }
-      },
-    });
+    const images = await withEmbedPool(ckpt.model, replicas, (pool) =>
+      embedClassificationSet(ckpt.model, ckpt.imageProcessor, dataset, {
+        batchSize,
+        ...(pool ? { encoder: pool } : {}),
+        onBatch: (done, total) => {
+          if (done - last >= 1000 || done === total) {
+            progress(io, `  ${done}/${total}`);
+            last = done;
+          }
+        },
+      }),
+    );
     const report = scoreTemplates(ckpt.model, (texts) => toTensors(ckpt.tokenizer.encode(texts, ckpt.maxLength)), dataset.classNames, images, templates);
     return { checkpoint: opts.checkpoint, dataset: dataset.name, split: dataset.split, backend: backend.name, ...report };
   } finally {
@@ -80,6 +87,7 @@ export function registerZeroshot(program: Command, io: CliIO): void {
     .option('--batch-size <n>', 'images per forward pass', positiveInt('--batch-size'), 64)
     .option('--backend <name>', 'tfjs backend (default: $CLIP_BACKEND or auto)', backendArg)
     .option('--threads <n>', THREADS_HELP, threadsArg)
+    .option('--workers <n|auto>', WORKERS_HELP, workersArg)
     .option('--json', 'print the result as one JSON object on stdout')
     .action(async (o: ZeroshotOptions & { json?: boolean }) => {
       const result = await runZeroshot(o, io);

@@ -6,6 +6,7 @@ import { type CaptionTokenizer, type CLIPModel, type ImageProcessor, type Target
 import { readSafetensors, writeSafetensors } from '@clip-ts/core/node';
 import { allCaptions, CaptionLoader, type ImageCaptionDataset } from '@clip-ts/data';
 import { batchPositives } from '../targets.js';
+import { EmbedPool } from '../parallel/embed-pool.js';
 import type { BatchSource, EvalOutputs, TrainTask } from '../trainer/types.js';
 
 /**
@@ -45,6 +46,11 @@ export interface FeatureCacheOptions {
   dir: string;
   /** Images / captions encoded per forward pass. */
   batchSize: number;
+  /**
+   * Replicas that split each forward pass when the features must be computed (an EmbedPool started and
+   * closed here; 2 replicas × 1 wasm thread beat 1 × 2 threads, docs/training.md). Default 1.
+   */
+  replicas?: number | undefined;
 }
 
 /** sha256 over both towers' configs and weight bytes: any change of tower weights invalidates the cache. */
@@ -119,7 +125,17 @@ export async function loadOrComputeFeatures(options: FeatureCacheOptions, towers
   );
 }
 
-async function computeFeatures(o: FeatureCacheOptions): Promise<{ images: Float32Array; texts: Float32Array; offsets: Int32Array }> {
+async function computeFeatures(options: FeatureCacheOptions): Promise<{ images: Float32Array; texts: Float32Array; offsets: Int32Array }> {
+  if ((options.replicas ?? 1) < 2) return computeWith(options, undefined);
+  const pool = await EmbedPool.start(options.model, { replicas: options.replicas as number });
+  try {
+    return await computeWith(options, pool);
+  } finally {
+    pool.close();
+  }
+}
+
+async function computeWith(o: FeatureCacheOptions, pool: EmbedPool | undefined): Promise<{ images: Float32Array; texts: Float32Array; offsets: Int32Array }> {
   const { model, dataset } = o;
   const hv = model.imageEncoder.hiddenSize;
   const images = new Float32Array(dataset.length * hv);
@@ -131,9 +147,12 @@ async function computeFeatures(o: FeatureCacheOptions): Promise<{ images: Float3
     captionPick: 'first',
   });
   for await (const batch of loader.batches(0)) {
-    const f = model.imageEncoder.encode(batch.pixelValues, { training: false });
-    const data = await f.data();
-    tf.dispose([f, batch.pixelValues, batch.inputIds, batch.attentionMask]);
+    let data: Float32Array;
+    try {
+      data = await imageFeatures(o.model, pool, batch.pixelValues);
+    } finally {
+      tf.dispose([batch.pixelValues, batch.inputIds, batch.attentionMask]);
+    }
     batch.indices.forEach((idx, r) => images.set(data.subarray(r * hv, (r + 1) * hv), idx * hv));
   }
   const { texts, imageIndex } = allCaptions(dataset);
@@ -142,22 +161,42 @@ async function computeFeatures(o: FeatureCacheOptions): Promise<{ images: Float3
   for (let start = 0; start < texts.length; start += o.batchSize) {
     const chunk = texts.slice(start, start + o.batchSize);
     const enc = o.tokenizer.encode(chunk, o.maxLength);
-    const f = tf.tidy(() =>
-      model.textEncoder.encode(
-        {
-          inputIds: tf.tensor2d(enc.inputIds, [enc.batchSize, enc.seqLength], 'int32'),
-          attentionMask: tf.tensor2d(enc.attentionMask, [enc.batchSize, enc.seqLength], 'int32'),
-        },
-        { training: false },
-      ),
-    );
-    textOut.set(await f.data(), start * ht);
-    f.dispose();
+    const input = {
+      inputIds: tf.tensor2d(enc.inputIds, [enc.batchSize, enc.seqLength], 'int32'),
+      attentionMask: tf.tensor2d(enc.attentionMask, [enc.batchSize, enc.seqLength], 'int32'),
+    };
+    try {
+      textOut.set(await textFeatures(o.model, pool, input), start * ht);
+    } finally {
+      tf.dispose([input.inputIds, input.attentionMask]);
+    }
   }
   const offsets = new Int32Array(dataset.length + 1);
   for (const i of imageIndex) offsets[i + 1] = (offsets[i + 1] as number) + 1;
   for (let i = 0; i < dataset.length; i++) offsets[i + 1] = (offsets[i + 1] as number) + (offsets[i] as number);
   return { images, texts: textOut, offsets };
+}
+
+/** Image-tower features of borrowed pixels: a new array, over the pool when there is one. */
+async function imageFeatures(model: CLIPModel, pool: EmbedPool | undefined, pixels: tf.Tensor4D): Promise<Float32Array> {
+  if (pool) return pool.imageFeatures(pixels);
+  const f = model.imageEncoder.encode(pixels, { training: false });
+  try {
+    return (await f.data()) as Float32Array;
+  } finally {
+    f.dispose();
+  }
+}
+
+/** Text-tower features of borrowed token tensors: a new array, over the pool when there is one. */
+async function textFeatures(model: CLIPModel, pool: EmbedPool | undefined, input: { inputIds: tf.Tensor2D; attentionMask: tf.Tensor2D }): Promise<Float32Array> {
+  if (pool) return pool.textFeatures(input);
+  const f = model.textEncoder.encode(input, { training: false });
+  try {
+    return (await f.data()) as Float32Array;
+  } finally {
+    f.dispose();
+  }
 }
 
 /** A batch of cached features: row i of both is a matching pair. The consumer disposes both tensors. */

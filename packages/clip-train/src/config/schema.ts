@@ -312,15 +312,17 @@ const ExperimentFields = z.strictObject({
        */
       gradientCheckpointing: z.boolean().optional(),
       /**
-       * Data-parallel replicas (the main thread plus worker threads), each on its share of every batch;
-       * 'auto': every core on the wasm and cpu backends when the towers train, else 1. Default 1. Optional
-       * without a default so the resolved config of earlier runs is unchanged.
+       * Data-parallel replicas (the main thread plus worker threads), each on its share of every batch.
+       * Default 'auto': on the wasm and cpu backends, when the towers train, as many replicas as cores
+       * with at least 16 rows each (fewer lose to one replica with every wasm thread), each with
+       * cores / replicas wasm threads; else 1. Results agree with 1 replica within float-summation
+       * tolerance, and are bit-for-bit repeatable (resume included) for a given count.
        */
-      workers: z.union([z.number().int().min(1).max(256), z.literal('auto')]).optional(),
+      workers: z.union([z.number().int().min(1).max(256), z.literal('auto')]).default('auto'),
       /** Keep an exponential moving average of the weights, validated and checkpointed (best/ema, last/ema) beside them. */
       ema: EmaSchema.optional(),
     })
-    .default({ microBatch: 'auto' }),
+    .default({ microBatch: 'auto', workers: 'auto' }),
   /** Frozen-tower feature cache: 'auto' uses it when both towers are frozen; false never. */
   featureCache: z
     .strictObject({ enabled: z.union([z.literal('auto'), z.literal(false)]).default('auto'), dir: z.string().min(1).optional() })

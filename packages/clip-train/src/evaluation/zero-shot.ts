@@ -30,7 +30,12 @@ export async function embedClassificationSet(
   model: CLIPModel,
   processor: ImageProcessor,
   dataset: ClassificationDataset,
-  options: { batchSize?: number; onBatch?: (done: number, total: number) => void } = {},
+  options: {
+    batchSize?: number;
+    onBatch?: (done: number, total: number) => void;
+    /** Computes each batch's normalised embeddings instead of model.encodeImages, with the same weights (an EmbedPool over `model`). */
+    encoder?: { embedImages(pixels: tf.Tensor4D): Promise<Float32Array> };
+  } = {},
 ): Promise<LabelledEmbeddings> {
   const dim = model.projectionDim;
   const data = new Float32Array(dataset.length * dim);
@@ -39,9 +44,13 @@ export async function embedClassificationSet(
   let row = 0;
   for await (const batch of loader.batches(0)) {
     try {
-      const emb = model.encodeImages(batch.pixelValues);
-      const values = await emb.data();
-      emb.dispose();
+      let values: Float32Array;
+      if (options.encoder) values = await options.encoder.embedImages(batch.pixelValues);
+      else {
+        const emb = model.encodeImages(batch.pixelValues);
+        values = (await emb.data()) as Float32Array;
+        emb.dispose();
+      }
       batch.indices.forEach((idx, i) => {
         data.set(values.subarray(i * dim, (i + 1) * dim), idx * dim);
         labels[idx] = batch.labels[i] as number;

@@ -10,6 +10,8 @@ import { clipModelTask, trainingEmbeddings, type FreezeResult } from './model.js
 import { ReplicaPool } from '../parallel/pool.js';
 import { parallelModelTask } from '../parallel/task.js';
 import { resolveWorkers } from '../parallel/workers.js';
+import { batchNormTower, cacheReplicas, plannedReplicas } from './replicas.js';
+import type { MicroBatchChoice } from '../step/micro-batch-auto.js';
 import type { RunContext, RunInputs } from './setup.js';
 
 /** What the Trainer runs on: a task and its train / validation batches, all of one batch type. */
@@ -86,7 +88,8 @@ export async function buildPipeline(
       });
       run.log('distillation: whole-batch step (training.workers and training.microBatch do not apply)');
     } else {
-      const replicas = resolveWorkers(config.training.workers, { backend: run.backend, useCache, batchSize: config.data.batchSize });
+      const micro = resolveMicroBatch(config, model, towers, run.backend);
+      const replicas = replicaCount(run, useCache, micro, batchNormTower(model, towers));
       if (replicas > 1) {
         // Each replica runs its whole shard under one tape: micro-batching is not combined with replicas
         // yet, so every shard's activations must fit in memory.
@@ -95,7 +98,6 @@ export async function buildPipeline(
         task = parallelModelTask(model, towers, pool, config.targets);
         run.log(`data-parallel: ${replicas} replicas (main thread + ${replicas - 1} workers)`);
       } else {
-        const micro = resolveMicroBatch(config, model, towers, run.backend);
         run.log(`micro-batch: ${micro.reason}`);
         if (micro.gradientCheckpointing) {
           const on = setGradientCheckpointing(model, trained, true);
@@ -113,9 +115,11 @@ export async function buildPipeline(
   }
   const dir = config.featureCache.dir ?? path.join(run.runDir, 'feature-cache');
   const towers = await towerFingerprint(model);
+  // Never more replicas than prepareRun split the wasm threads for; tfjs-node resolves to one.
+  const buildReplicas = Math.min(plannedReplicas(config), cacheReplicas(config, run.backend));
   const features = async (ds: RunInputs['data']['train']): Promise<CachedFeatures> => {
     const f = await loadOrComputeFeatures(
-      { model, dataset: ds, tokenizer: inputs.tokenizer, imageProcessor: inputs.imageProcessor, maxLength: config.data.maxLength, dir, batchSize: run.evalBatch },
+      { model, dataset: ds, tokenizer: inputs.tokenizer, imageProcessor: inputs.imageProcessor, maxLength: config.data.maxLength, dir, batchSize: run.evalBatch, replicas: buildReplicas },
       towers,
     );
     own(f);
@@ -129,3 +133,27 @@ export async function buildPipeline(
   const pipeline = { task: distill ? distillTask(task, { model, ...distill, targets: config.targets, embed }) : task, train: new CachedFeatureSource(trainF, trainLoader), val: new CachedFeatureSource(valF, valLoader, 0) };
   return { useCache, withPipeline: (use) => use(pipeline) };
 }
+
+/**
+ * Replicas of a run through the towers. A count is taken as given. 'auto' never exceeds the count
+ * prepareRun gave the wasm threads for (so replicas never oversubscribe the cores), and keeps one replica
+ * when a shard would not fit in memory whole (micro-batching is not combined with replicas): the
+ * reference's towers at batch 32 need 5-row chunks on wasm.
+ */
+function replicaCount(run: RunContext, useCache: boolean, micro: MicroBatchChoice, batchNorm: string | undefined): number {
+  const { config } = run;
+  const setting = config.training.workers;
+  const resolved = resolveWorkers(setting, { backend: run.backend, useCache, batchSize: config.data.batchSize });
+  if (typeof setting === 'number' || resolved === 1) return resolved;
+  if (batchNorm) {
+    run.log(`data-parallel: off (the ${batchNorm} tower trains batch-norm statistics, which replicas would take per shard instead of per batch)`);
+    return 1;
+  }
+  const replicas = Math.min(resolved, plannedReplicas(config));
+  if (replicas > 1 && (micro.gradientCheckpointing || micro.microBatch < Math.ceil(config.data.batchSize / replicas))) {
+    run.log(`data-parallel: off (a shard of ${Math.ceil(config.data.batchSize / replicas)} rows would need ${micro.reason}); training.workers: 1 gives the one replica every wasm thread`);
+    return 1;
+  }
+  return replicas;
+}
+

@@ -1,10 +1,11 @@
 import * as path from 'node:path';
-import { availableParallelism } from 'node:os';
 import { describeBackend, initBackend, Rng, type CaptionTokenizer, type ImageProcessor } from '@clip-ts/core';
 import { parseExperimentConfig } from '../config/load.js';
 import type { ExperimentConfig, ExperimentConfigInput } from '../config/schema.js';
 import { loadExperimentData, loadPreprocessing, type ExperimentData } from './data.js';
 import { pretrainedAssets, type HFCLIPAssets } from './pretrained.js';
+import { threadsPerReplica } from '../parallel/workers.js';
+import { plannedReplicas } from './replicas.js';
 
 /** What every step of a run reads: the resolved config, where the run lives, how to log. */
 export interface RunContext {
@@ -39,7 +40,8 @@ export async function prepareRun(
   const config = parseExperimentConfig(input);
   const runDir = o.runDir ?? config.output.runDir;
   const log = (line: string) => o.io.stderr(`${line}\n`);
-  const threads = config.threads ?? threadsPerReplica(config.training.workers);
+  // Data-parallel replicas already use the cores: each one's wasm gets the cores left to it.
+  const threads = config.threads ?? threadsPerReplica(plannedReplicas(config));
   const backend = await initBackend(config.backend, threads === undefined ? {} : { threads });
   log(describeBackend(backend));
   return {
@@ -78,14 +80,4 @@ export async function loadInputs(run: RunContext, given: { tokenizer?: CaptionTo
   const data = await loadExperimentData(config.data);
   run.log(`data: ${config.data.dataset.kind} — train ${data.train.length}, val ${data.val.length}, test ${data.test.length} images`);
   return { tokenizer: given.tokenizer ?? pre.tokenizer, imageProcessor, data, tokenizerDir: pre.tokenizerDir, hfAssets };
-}
-
-/**
- * Data-parallel replicas already use the cores, so each one's wasm gets the cores left to it (the replicas'
- * own threads plus wasm threads would oversubscribe them). Undefined: initBackend's default.
- */
-function threadsPerReplica(workers: ExperimentConfig['training']['workers']): number | undefined {
-  if (workers === undefined || workers === 1) return undefined;
-  const replicas = workers === 'auto' ? availableParallelism() : workers;
-  return Math.max(1, Math.floor(availableParallelism() / replicas));
 }

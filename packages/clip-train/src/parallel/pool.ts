@@ -1,5 +1,3 @@
-import { existsSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import * as tf from '@tensorflow/tfjs-core';
 import type { CLIPModel } from '@clip-ts/core';
@@ -7,9 +5,11 @@ import { findRngs } from '../trainer/rng-state.js';
 import { awaitCount, CTRL, fail, newSharedControl, type SharedControl } from './barrier.js';
 import { ParallelError } from './errors.js';
 import { sharedGather } from './gather.js';
+import { heapView } from './heap-view.js';
 import { layoutOf, sharedFloats, writeVariables, type VariableLayout } from './layout.js';
 import type { InitMessage, StepMessage, WorkerReply } from './protocol.js';
 import { shardLoss } from './shard-step.js';
+import { workerUrl } from './worker-url.js';
 import { PhaseClock, readPhaseTimes, sharedPhaseTimes, type PhaseTimes } from './timing.js';
 
 export interface ReplicaPoolOptions {
@@ -29,18 +29,6 @@ export interface PoolBatch {
   pixelValues: tf.Tensor4D;
   inputIds: tf.Tensor2D;
   attentionMask: tf.Tensor2D;
-}
-
-/**
- * The compiled worker. Under the library's dist/ it sits next to this module; when this module runs from
- * src/ (vitest), worker threads cannot load TypeScript, so the built copy in dist/ is used (npm run build).
- */
-function workerUrl(): URL {
-  const here = new URL('./worker.js', import.meta.url);
-  if (existsSync(fileURLToPath(here))) return here;
-  const built = new URL('../../dist/parallel/worker.js', import.meta.url);
-  if (existsSync(fileURLToPath(built))) return built;
-  throw new ParallelError(`the data-parallel worker script is missing (${fileURLToPath(built)}): run npm run build`);
 }
 
 /** Rows [start, end) of replica r when `batch` rows are split over `replicas` (the first ones take the remainder). */
@@ -118,7 +106,7 @@ export class ReplicaPool {
 
   private async spawn(): Promise<void> {
     writeVariables(this.weightsLayout, this.byName, this.weights);
-    const url = workerUrl();
+    const url = workerUrl('worker.js');
     const rngCount = findRngs(this.model).length;
     const ready: Array<Promise<void>> = [];
     for (let r = 1; r < this.replicas; r++) {
@@ -188,31 +176,38 @@ export class ReplicaPool {
     this.clock.mark('weights');
     const rngStates = findRngs(this.model).map((r) => r.state);
     const seq = batch.inputIds.shape[1];
+    // The workers' pixel rows: one copy each, straight out of the batch's storage (a wasm heap view is
+    // valid only until the next tfjs call, so every shard is copied before any). dataSync may hand out
+    // the backend's own storage (cpu): the copies are what gets transferred, never the original.
+    const rowFloats = batch.pixelValues.size / b;
+    const allPixels = heapView(batch.pixelValues) ?? (batch.pixelValues.dataSync() as Float32Array);
+    const pixelShards = this.workers.map((_, i) => {
+      const { start, end } = shardRows(b, this.replicas, i + 1);
+      return allPixels.slice(start * rowFloats, end * rowFloats);
+    });
     for (let r = 1; r < this.replicas; r++) {
       const { start, end } = shardRows(b, this.replicas, r);
       const rows = (t: tf.Tensor): tf.Tensor => tf.slice(t, [start], [end - start]);
-      const [pixels, ids, mask] = tf.tidy(() => [rows(batch.pixelValues), tf.cast(rows(batch.inputIds), 'int32'), tf.cast(rows(batch.attentionMask), 'int32')]);
+      const [ids, mask] = tf.tidy(() => [tf.cast(rows(batch.inputIds), 'int32'), tf.cast(rows(batch.attentionMask), 'int32')]);
+      const pixels = pixelShards[r - 1] as Float32Array;
+      const inputIds = ((ids as tf.Tensor).dataSync() as Int32Array).slice();
+      const attentionMask = ((mask as tf.Tensor).dataSync() as Int32Array).slice();
+      tf.dispose([ids as tf.Tensor, mask as tf.Tensor]);
       const msg: StepMessage = {
         type: 'step',
         step,
         batchSize: b,
         rowStart: start,
         rowEnd: end,
-        pixels: (pixels as tf.Tensor).dataSync() as Float32Array,
+        pixels,
         pixelShape: [end - start, ...(batch.pixelValues.shape.slice(1) as [number, number, number])],
-        inputIds: (ids as tf.Tensor).dataSync() as Int32Array,
-        attentionMask: (mask as tf.Tensor).dataSync() as Int32Array,
+        inputIds,
+        attentionMask,
         seqLength: seq,
         positives,
         rngStates,
       };
-      tf.dispose([pixels as tf.Tensor, ids as tf.Tensor, mask as tf.Tensor]);
-      // dataSync may hand out the backend's own storage (cpu): transfer copies, never the original.
-      const own = [msg.pixels.slice(), msg.inputIds.slice(), msg.attentionMask.slice()] as const;
-      msg.pixels = own[0];
-      msg.inputIds = own[1];
-      msg.attentionMask = own[2];
-      (this.workers[r - 1] as Worker).postMessage(msg, [own[0].buffer, own[1].buffer, own[2].buffer]);
+      (this.workers[r - 1] as Worker).postMessage(msg, [pixels.buffer as ArrayBuffer, inputIds.buffer, attentionMask.buffer]);
     }
     const rows = { ...shardRows(b, this.replicas, 0), batchSize: b };
     this.clock.mark('send');
