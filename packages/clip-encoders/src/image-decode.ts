@@ -67,6 +67,11 @@ export class ClipImageProcessor extends ClipPixelProcessor implements ImageProce
     await this.decodeInto(await readBytes(path), path, out, offset);
   }
 
+  /** processBuffer written into `out` at float offset `offset`. */
+  async processBufferInto(bytes: Uint8Array, source: string, out: Float32Array, offset: number): Promise<void> {
+    await this.decodeInto(bytes, source, out, offset);
+  }
+
   /**
    * A zeroed float32 buffer for `count` images on a SharedArrayBuffer: pass it as processFiles' `out`
    * batch after batch. The caller owns it; note that tfjs' cpu backend keeps a reference to the array a

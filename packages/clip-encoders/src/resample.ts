@@ -10,6 +10,8 @@
  * pass, then a vertical pass.
  */
 
+import { simdResampler } from './resample-simd.js';
+
 export type ResampleFilter = 'nearest' | 'box' | 'bilinear' | 'hamming' | 'bicubic' | 'lanczos';
 
 interface FilterDef {
@@ -181,9 +183,30 @@ export function resizeRgb8(
 
 /**
  * resizeRgb8 with the intermediates in `scratch`: returns `src` itself when both sizes are unchanged,
- * else a view into `scratch` that the scratch owns (valid until its next use; copy to keep it).
+ * else a view that the scratch (or this thread's SIMD resampler) owns, valid until the next resize on
+ * this thread: consume or copy it first. Uses the WebAssembly SIMD passes when available (bit-identical).
  */
 export function resizeRgb8Into(
+  src: Uint8Array,
+  inW: number,
+  inH: number,
+  outW: number,
+  outH: number,
+  filter: ResampleFilter,
+  scratch: ResizeScratch,
+): Uint8Array {
+  if (outW === inW && outH === inH) return src;
+  const simd = simdResampler();
+  if (simd) {
+    const h = outW !== inW ? axisCoeffs(inW, outW, filter) : null;
+    const v = outH !== inH ? axisCoeffs(inH, outH, filter) : null;
+    return simd.resize(src, inW, inH, outW, outH, h, v);
+  }
+  return resizeRgb8Scalar(src, inW, inH, outW, outH, filter, scratch);
+}
+
+/** The JS passes of resizeRgb8Into (where WebAssembly SIMD is missing; tests compare the two). */
+export function resizeRgb8Scalar(
   src: Uint8Array,
   inW: number,
   inH: number,
