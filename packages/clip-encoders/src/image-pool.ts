@@ -52,7 +52,8 @@ export class ImageWorkerPool {
     this.size = size;
     const url = workerUrl();
     for (let i = 0; i < size; i++) {
-      const worker = new Worker(url, { workerData: { options: { ...options } } });
+      // execArgv []: the parent's flags (e.g. --input-type, --eval) are not for a worker running a file.
+      const worker = new Worker(url, { workerData: { options: { ...options } }, execArgv: [] });
       worker.unref();
       const slot: Slot = { worker, busy: false };
       worker.on('message', (m: ImageJobReply) => {
