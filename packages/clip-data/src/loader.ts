@@ -215,7 +215,31 @@ abstract class BaseLoader<D extends ImageDataset, B> {
     }
   }
 
+  /**
+   * The whole batch through processor.processFiles (worker threads, one buffer) when nothing per image is
+   * needed: no augmentation, no cache, every image a plain file not known to be bad. Null otherwise, or
+   * when a file fails: then the per-image path below decodes the batch and applies onBadImage.
+   */
+  private async decodeFiles(indices: number[]): Promise<Decoded | null> {
+    const processor = this.opts.imageProcessor;
+    const imageFile = this.dataset.imageFile?.bind(this.dataset);
+    if (!processor.processFiles || !imageFile || this.augmenter || this.cache || indices.some((i) => this.bad.has(i))) return null;
+    try {
+      const pixels = await processor.processFiles(indices.map(imageFile));
+      const chw = 3 * processor.height * processor.width;
+      if (pixels.length !== indices.length * chw) {
+        throw new ShapeError(`image processor returned ${pixels.length} values for ${indices.length} images; expected ${indices.length}*3*${processor.height}*${processor.width}`);
+      }
+      return { indices, pixels };
+    } catch (err) {
+      if (err instanceof ShapeError) throw err;
+      return null;
+    }
+  }
+
   private async decode(indices: number[], sem: Semaphore, epoch: number): Promise<Decoded> {
+    const batch = await this.decodeFiles(indices);
+    if (batch) return batch;
     const { height, width } = this.opts.imageProcessor;
     const chw = 3 * height * width;
     const images = await Promise.all(indices.map((i) => this.image(i, sem, epoch)));

@@ -42,6 +42,8 @@ export class ImageWorkerPool {
   private nextId = 0;
   private readonly pending = new Map<number, { resolve: () => void; reject: (e: Error) => void; slot: Slot }>();
   private closed = false;
+  /** Batches in flight (loaders prefetch, so runs overlap): workers stay ref'd while any is. */
+  private active = 0;
 
   /** True once closed or after a worker died: the processor then starts a new pool. */
   get isClosed(): boolean {
@@ -88,7 +90,7 @@ export class ImageWorkerPool {
     const buffer = out.buffer as SharedArrayBuffer;
     let next = 0;
     let first: Error | undefined;
-    for (const s of this.slots) s.worker.ref(); // a pending batch must keep the process alive
+    if (this.active++ === 0) for (const s of this.slots) s.worker.ref(); // a pending batch keeps the process alive
     try {
       const lane = async (slot: Slot): Promise<void> => {
         while (next < paths.length && first === undefined) {
@@ -107,7 +109,7 @@ export class ImageWorkerPool {
       };
       await Promise.all(this.slots.map(lane));
     } finally {
-      for (const s of this.slots) s.worker.unref();
+      if (--this.active === 0) for (const s of this.slots) s.worker.unref();
     }
     if (first) throw first;
   }
