@@ -260,7 +260,8 @@ if (want('pipeline')) {
         unit: 'images/s', ours: ours.ok ? ours.imagesPerS : null, reference: refIps, ratio: r,
         target: v.target ? '≥ 2× torchvision' : undefined,
         met: v.target && r !== null ? r >= 2 : undefined, unavailable: why(ours),
-        note: note + (ours.ok ? `; clip-ts CPU ${ours.cpuMsPerImage.toFixed(2)} ms/image (all threads)` : '') +
+        note: note + (ours.ok ? `; CPU ms/image: clip-ts ${ours.cpuMsPerImage.toFixed(2)} (all threads)` : '') +
+          (ref.ok !== false && ref.cpu_ms_per_image !== undefined ? `, torchvision ${ref.cpu_ms_per_image.toFixed(2)}` : '') +
           (v.target ? stageNote : '') + (ref.ok === false ? `; torchvision: ${ref.error}` : ''),
       });
       if (v.target) {
