@@ -24,6 +24,9 @@ const SHARP_KERNEL = {
   lanczos: 'lanczos3',
 } as const satisfies Record<ResampleFilter, 'nearest' | 'linear' | 'cubic' | 'lanczos3'>;
 
+/** Worker pools by processor fingerprint and size (see workerPool). */
+const POOLS = new Map<string, ImageWorkerPool>();
+
 export interface ProcessFilesOptions {
   /**
    * Worker threads that decode the batch (each writes its images straight into the batch buffer).
@@ -126,7 +129,10 @@ export class ClipImageProcessor extends ClipPixelProcessor implements ImageProce
     return out;
   }
 
-  /** Stops processFiles' worker threads (they are unref'd, so this is only needed to free them early). */
+  /**
+   * Stops processFiles' worker threads (shared with processors of the same options, which start new ones
+   * when they next need them). They are unref'd, so this is only needed to free them early.
+   */
   async close(): Promise<void> {
     const pool = this.pool;
     this.pool = undefined;
@@ -134,11 +140,16 @@ export class ClipImageProcessor extends ClipPixelProcessor implements ImageProce
   }
 
   private workerPool(size: number): ImageWorkerPool {
-    if (this.pool?.size !== size || this.pool.isClosed) {
-      void this.pool?.close();
-      this.pool = new ImageWorkerPool(this.options, size);
+    // Shared by processors with the same options: idle workers stay alive (unref'd) until closed, so
+    // code that makes a processor per folder or per command must not pile up threads.
+    const key = `${this.fingerprint()}:${size}`;
+    let pool = POOLS.get(key);
+    if (!pool || pool.isClosed) {
+      pool = new ImageWorkerPool(this.options, size);
+      POOLS.set(key, pool);
     }
-    return this.pool;
+    this.pool = pool;
+    return pool;
   }
 
   /** Decode to RGB at the stored size (no resize): what training augmentation crops from. A new array, the caller's. */

@@ -186,6 +186,16 @@ describe('processFiles on worker threads', () => {
     expect(Array.from(out)).toEqual(first);
   });
 
+  it('shares one pool between processors with the same options (making processors does not pile up threads)', async () => {
+    const other = new ClipImageProcessor({ height: 40, width: 48 });
+    await other.processFiles(paths.slice(0, 1), { workers: 2 });
+    await p.processFiles(paths.slice(0, 1), { workers: 2 });
+    const poolOf = (x: ClipImageProcessor): unknown => (x as unknown as { pool: unknown }).pool;
+    expect(poolOf(other)).toBeDefined();
+    expect(poolOf(other)).toBe(poolOf(p));
+    await new ClipImageProcessor({ height: 8, width: 8 }).processFiles(paths.slice(0, 1), { workers: 2 }).then((x) => expect(x.length).toBe(192));
+  });
+
   it('does not keep the process alive (a script that never closes the processor exits by itself)', async () => {
     const dist = fileURLToPath(new URL('../dist/image-decode.js', import.meta.url));
     const script = `import { ClipImageProcessor } from ${JSON.stringify(dist)};
