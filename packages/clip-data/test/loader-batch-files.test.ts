@@ -1,5 +1,6 @@
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
+import { initBackend } from '@clip-ts/core';
 import { ClassificationLoader, disposeBatch, loadImageFolder, subset } from '@clip-ts/data';
 import { afterAll, describe, expect, it } from 'vitest';
 import { TestProcessor, tempDir, writeImage, writeTruncatedJpeg } from './helpers.js';
@@ -7,10 +8,12 @@ import { TestProcessor, tempDir, writeImage, writeTruncatedJpeg } from './helper
 /** TestProcessor with a processFiles that concatenates processFile results and counts its calls. */
 class BatchProcessor extends TestProcessor {
   batchCalls = 0;
-  async processFiles(paths: readonly string[]): Promise<Float32Array> {
+  readonly outs: Array<Float32Array | undefined> = [];
+  async processFiles(paths: readonly string[], options: { out?: Float32Array } = {}): Promise<Float32Array> {
     this.batchCalls++;
+    this.outs.push(options.out);
     const per = 3 * this.height * this.width;
-    const out = new Float32Array(paths.length * per);
+    const out = options.out ?? new Float32Array(paths.length * per);
     for (const [i, p] of paths.entries()) out.set(await this.processFile(p), i * per);
     return out;
   }
@@ -49,6 +52,22 @@ describe('loaders decode whole batches with processor.processFiles', () => {
     const sub = new BatchProcessor();
     await collect(new ClassificationLoader(subset(ds, [0, 2, 4, 6]), { batchSize: 2, imageProcessor: sub }));
     expect(sub.batchCalls).toBe(2);
+  });
+
+  it('refills batch buffers once the tensor holds a copy (wasm backend), with the same batches', async () => {
+    const ds = loadImageFolder(await folder(false));
+    const before = tf.getBackend();
+    await initBackend('wasm');
+    try {
+      const batched = new BatchProcessor();
+      const options = { batchSize: 1, shuffle: true, seed: 9 };
+      const got = await collect(new ClassificationLoader(ds, { ...options, imageProcessor: batched }));
+      expect(got).toEqual(await collect(new ClassificationLoader(ds, { ...options, imageProcessor: new TestProcessor() })));
+      // 7 batches, prefetch 2: the first three get fresh buffers, later ones a returned one.
+      expect(batched.outs.some((o) => o !== undefined)).toBe(true);
+    } finally {
+      await tf.setBackend(before);
+    }
   });
 
   it("falls back to per-image decoding when a file fails, so onBadImage 'skip' still skips just that image", async () => {
