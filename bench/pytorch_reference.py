@@ -240,7 +240,9 @@ def mode_pipeline(args):
         assert out.shape == (args.batch, 3, 224, 224) and out.dtype == torch.float32
 
     med, times = timed(one_batch, args.warmup, args.reps)
-    return {"images_per_s": args.batch / med, "batch_ms": med * 1000, "files": len(files), "batch": args.batch}
+    # Median CPU time per image: a load-robust comparison next to wall time on a shared machine.
+    return {"images_per_s": args.batch / med, "batch_ms": med * 1000, "files": len(files), "batch": args.batch,
+            "cpu_ms_per_image": timed.cpu_ms / args.batch}
 
 
 def mode_pipeline_loader(args):

@@ -1,7 +1,7 @@
 // One bench measurement per process (so backends, heaps and peak RSS do not mix), run by bench/run.mjs:
-//   node bench/tasks.mjs <train|train-parallel|infer|infer-parallel|memory|pipeline|frozen|profile|matmul|matmuls|big-train|big-cache>
+//   node bench/tasks.mjs <train|train-parallel|infer|infer-parallel|memory|pipeline|pipeline-stages|frozen|profile|matmul|matmuls|big-train|big-cache>
 //        [--backend wasm] [--reps N] [--warmup N] [--batch N] [--dir DIR] [--steps N] [--threads N] [--workers N]
-//        [--micro N] [--checkpointing on|off] [--adam-state host] [--images N] [--resizer sharp|pillow] [--concurrency N] [--patch-dropout P]
+//        [--micro N] [--checkpointing on|off] [--adam-state host] [--images N] [--resizer sharp|pillow] [--decoder turbo|sharp] [--image-workers N] [--concurrency N] [--patch-dropout P]
 // --threads: wasm backend threads (default: initBackend's, i.e. $CLIP_WASM_THREADS or every core).
 // Prints one JSON object as its last stdout line. Uses the BUILT packages (dist), as a user would.
 import * as tf from '@tensorflow/tfjs-core';
@@ -24,7 +24,9 @@ const { positionals, values: opt } = parseArgs({
     workers: { type: 'string', default: '1' },
     dir: { type: 'string' },
     budget: { type: 'string', default: '240' },
-    resizer: { type: 'string', default: 'sharp' },
+    resizer: { type: 'string', default: 'pillow' },
+    decoder: { type: 'string' },
+    'image-workers': { type: 'string' },
     concurrency: { type: 'string' },
     threads: { type: 'string' },
     micro: { type: 'string' },
@@ -575,22 +577,67 @@ const tasks = {
   },
 
   async pipeline() {
-    // ClipImageProcessor decodes with sharp (Node entry); processFiles writes the batch into one buffer.
+    // ClipImageProcessor (Node entry): plain JPEGs decode with libjpeg-turbo, resize with the Pillow
+    // transcription (WebAssembly SIMD), normalise — on --workers threads writing into one reused shared
+    // batch buffer (--workers 0: on this thread, --concurrency images at once).
     const enc = await import('@clip-ts/encoders/node');
     await (await import('@clip-ts/core')).initBackend(opt.backend);
     const files = (await readdir(opt.dir)).filter((f) => f.endsWith('.jpg')).sort().map((f) => join(opt.dir, f));
-    const processor = new enc.ClipImageProcessor({ resizer: opt.resizer });
+    const options = { resizer: opt.resizer, ...(opt.decoder ? { decoder: opt.decoder } : {}) };
+    const processor = new enc.ClipImageProcessor(options);
+    const workers = opt['image-workers'] !== undefined ? Number(opt['image-workers']) : availableParallelism();
     const concurrency = opt.concurrency ? Number(opt.concurrency) : availableParallelism();
+    const out = processor.newBatchBuffer(batchSize);
     let next = 0;
     const t = await timed(async () => {
       const chosen = Array.from({ length: batchSize }, (_, j) => files[(next + j) % files.length]);
       next += batchSize;
-      const buf = await processor.processFiles(chosen, { concurrency });
+      const buf = await processor.processFiles(chosen, { workers, concurrency, out });
       const pixels = tf.tensor4d(buf, [batchSize, 3, processor.height, processor.width]);
       if (pixels.shape.join() !== `${batchSize},3,224,224`) throw new Error(`bad batch shape ${pixels.shape}`);
-      pixels.dispose();
+      pixels.dispose(); // before the next batch refills `out` (the cpu backend would alias it)
     });
-    return { batch: batchSize, files: files.length, resizer: opt.resizer, concurrency, imagesPerS: batchSize / (t.ms / 1000), ...t };
+    await processor.close();
+    return {
+      batch: batchSize, files: files.length, options: processor.options, workers, concurrency,
+      imagesPerS: batchSize / (t.ms / 1000), cpuMsPerImage: t.cpuMs / batchSize, ...t,
+    };
+  },
+
+  async 'pipeline-stages'() {
+    // CPU ms per image of each stage, one thread, warm buffers (what the pipeline row's workers run).
+    const enc = { ...(await import('@clip-ts/encoders')), ...(await import('@clip-ts/encoders/node')) };
+    const sharp = (await import('sharp')).default;
+    const names = (await readdir(opt.dir)).filter((f) => f.endsWith('.jpg')).sort();
+    const { readFileSync } = await import('node:fs');
+    const bytes = names.map((f) => readFileSync(join(opt.dir, f)));
+    const n = Math.max(64, Number(opt.images));
+    const cpuPer = async (fn) => {
+      for (let i = 0; i < 16; i++) await fn(i);
+      const c0 = process.cpuUsage();
+      for (let i = 0; i < n; i++) await fn(i);
+      const c = process.cpuUsage(c0);
+      return (c.user + c.system) / 1000 / n;
+    };
+    const turbo = new enc.TurboJpegDecoder();
+    const rgb = bytes.map((b) => { const d = turbo.decode(b); return { ...d, data: d.data.slice() }; });
+    const scratch = new enc.ResizeScratch();
+    const out = new Float32Array(new SharedArrayBuffer(3 * 224 * 224 * 4));
+    const full = new enc.ClipImageProcessor();
+    const r = {
+      images: n,
+      msPerImage: {
+        readFileSync: await cpuPer((i) => readFileSync(join(opt.dir, names[i % names.length]))),
+        decodeTurbo: await cpuPer((i) => turbo.decode(bytes[i % bytes.length])),
+        decodeSharp: await cpuPer((i) => sharp(bytes[i % bytes.length]).removeAlpha().toColourspace('srgb').raw().toBuffer()),
+        resizeSimd: await cpuPer((i) => { const d = rgb[i % rgb.length]; enc.resizeRgb8Into(d.data, d.width, d.height, 224, 224, 'bilinear', scratch); }),
+        resizeJs: await cpuPer((i) => { const d = rgb[i % rgb.length]; enc.resizeRgb8Scalar(d.data, d.width, d.height, 224, 224, 'bilinear', scratch); }),
+        endToEnd: await cpuPer((i) => full.processBufferInto(bytes[i % bytes.length], names[i % names.length], out, 0)),
+      },
+    };
+    // The rest of endToEnd (copy into wasm memory, LUT normalise into the batch, JPEG header scan).
+    r.msPerImage.rest = r.msPerImage.endToEnd - r.msPerImage.decodeTurbo - r.msPerImage.resizeSimd;
+    return r;
   },
 };
 

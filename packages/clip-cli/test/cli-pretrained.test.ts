@@ -79,7 +79,10 @@ describe('clip commands on an HF CLIP repo', () => {
       const want = ref.get(key);
       expect(got?.shape).toEqual(want?.shape);
       const diff = Math.max(...Array.from(got?.data ?? [], (v, i) => Math.abs(v - (want?.data[i] as number))));
-      expect(diff).toBeLessThan(1e-4);
+      // Images: the default JPEG decoder (libjpeg-turbo's fast IDCT, within 6 grey levels of Pillow after
+      // preprocessing: encoders' image-pipeline.test.ts) moves this tiny model's embeddings by ~0.005;
+      // decoder 'sharp' is Pillow's exactly (encoders' clip-preprocess.test.ts). Texts stay at 1e-4.
+      expect(diff).toBeLessThan(key === 'image_embeds_normalized' ? 1e-2 : 1e-4);
     }
   });
 

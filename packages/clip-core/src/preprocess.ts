@@ -48,4 +48,10 @@ export interface ImageProcessor {
    */
   decodeFile?(path: string): Promise<DecodedRgb>;
   decodeBuffer?(bytes: Uint8Array, source: string): Promise<DecodedRgb>;
+  /**
+   * Optional: processFile of every path into ONE float32 buffer [paths.length, 3, height, width] (into
+   * `options.out` when given, else a new array the caller owns), e.g. on worker threads. Same values as
+   * processFile; the first bad file rejects the whole batch. Loaders use it for whole batches of files.
+   */
+  processFiles?(paths: readonly string[], options?: { out?: Float32Array }): Promise<Float32Array>;
 }

@@ -49,6 +49,11 @@ export class FileCaptionDataset implements ImageCaptionDataset {
     return this.item(index).file;
   }
 
+  /** What loadImage decodes (lets loaders decode batches with processor.processFiles). */
+  imageFile(index: number): string {
+    return this.item(index).file;
+  }
+
   loadImage(index: number, processor: ImageProcessor): Promise<Float32Array> {
     return processFileChecked(processor, this.item(index).file);
   }

@@ -74,6 +74,11 @@ export class ImageFolderDataset implements ClassificationDataset {
     return this.item(index).file;
   }
 
+  /** What loadImage decodes (lets loaders decode batches with processor.processFiles). */
+  imageFile(index: number): string {
+    return this.item(index).file;
+  }
+
   loadImage(index: number, processor: ImageProcessor): Promise<Float32Array> {
     return processFileChecked(processor, this.item(index).file);
   }

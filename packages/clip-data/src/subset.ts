@@ -30,6 +30,8 @@ export function subset(ds: ImageDataset, indices: readonly number[], split?: str
     loadImage: (i: number, p: ImageProcessor) => ds.loadImage(at(i), p),
     fingerprint: () => (fp ??= hashStrings([ds.fingerprint(), ...map.map(String)])),
   };
+  const imageFile = ds.imageFile?.bind(ds);
+  if (imageFile) view.imageFile = (i: number) => imageFile(at(i));
   if (isCaptionDataset(ds)) view.captions = (i: number) => ds.captions(at(i));
   if (isClassificationDataset(ds)) {
     view.classNames = ds.classNames;

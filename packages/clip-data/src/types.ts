@@ -21,6 +21,11 @@ export interface ImageDataset {
    * {@link BadImageError} naming it.
    */
   loadImage(index: number, processor: ImageProcessor): Promise<Float32Array>;
+  /**
+   * Optional: the file that loadImage(index, p) decodes with `p.processFile` and nothing else. With it,
+   * loaders decode whole batches through `processor.processFiles` (worker threads) when the processor has it.
+   */
+  imageFile?(index: number): string;
   /** Stable hash of the contents list (keys, captions/labels), for cache keys. */
   fingerprint(): string;
   /** Default policy for loaders when an image cannot be decoded (from the dataset options). */

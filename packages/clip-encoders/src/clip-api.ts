@@ -74,7 +74,8 @@ export class CLIP {
     const files = await platform.open(source, options);
     const parts = await loadCLIPParts(files, options.seed === undefined ? {} : { seed: options.seed });
     try {
-      return new CLIP({ ...parts, source: files.name });
+      const imageProcessor = options.imageProcessor ? { ...parts.imageProcessor, ...options.imageProcessor } : parts.imageProcessor;
+      return new CLIP({ ...parts, ...(imageProcessor ? { imageProcessor } : {}), source: files.name });
     } catch (err) {
       parts.model.dispose();
       throw err;

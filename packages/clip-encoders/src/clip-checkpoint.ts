@@ -36,6 +36,11 @@ export interface CLIPLoadOptions extends ResolveOptions {
   fetch?: (url: string) => Promise<Response>;
   /** Bytes received per file, for URL sources. */
   onDownloadProgress?: (progress: DownloadProgress) => void;
+  /**
+   * Image processor options over the checkpoint's preprocessor_config.json, e.g. `{ decoder: 'sharp' }`
+   * for JPEG pixels identical to Pillow's (the default libjpeg-turbo decode is a few grey levels off).
+   */
+  imageProcessor?: ImageProcessorOptions;
 }
 
 /** What a checkpoint is: HF's CLIPModel layout, or clip-ts's own (saveCLIPModel + the trainer's assets). */

@@ -1,5 +1,5 @@
 /**
- * Image preprocessing: decode (sharp, Node: ./image-decode.ts) → RGB → resize (Pillow-exact, see resample.ts) → rescale/normalise →
+ * Image preprocessing: decode (libjpeg-turbo or sharp, Node: ./image-decode.ts) → RGB → resize (Pillow-exact, see resample.ts) → rescale/normalise →
  * float32 CHW, the layout the ViT tower takes (NCHW once batched).
  *
  * Choices, and why:
@@ -10,15 +10,15 @@
  *   `alpha: 'white'` composites onto white instead (nicer for logos/icons with transparent backgrounds).
  * - Resize is a plain resize to height × width (aspect not kept), as the reference did (224 × 224),
  *   with Pillow's bilinear filter (what torchvision `Resize` and HF `ViTImageProcessor` use on PIL images).
- *   Files that shrink are resized by libvips while decoding (option `resizer`, default 'sharp': speed);
- *   enlargements use our Pillow transcription, since libvips' upscaling grid is corner-aligned.
+ *   The Pillow transcription is the default; `resizer: 'sharp'` lets libvips resize shrinking files while
+ *   decoding. Plain JPEGs decode with libjpeg-turbo (option `decoder`), the rest with sharp.
  * - Everything after decoding is plain JS on pixel arrays (ClipPixelProcessor), so it runs in a browser on
  *   pixels from a canvas (`getImageData` → processRaw(…, 4, …)).
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { ConfigError, DataError, ShapeError, ValueError, formatZodIssues } from '@clip-ts/core';
 import { z } from 'zod';
-import { resizeRgb8, type ResampleFilter } from './resample.js';
+import { ResizeScratch, resizeRgb8Into, type ResampleFilter } from './resample.js';
 
 /** OpenAI CLIP normalisation (what the reference used, also for the ViT tower). */
 export const CLIP_MEAN: readonly [number, number, number] = [0.48145466, 0.4578275, 0.40821073];
@@ -47,15 +47,24 @@ export interface ImageProcessorOptions {
   /** What to do with an alpha channel: 'drop' it (default, like PIL convert('RGB')) or composite on 'white'. */
   alpha?: 'drop' | 'white';
   /**
-   * 'sharp' (default): for files and bytes that shrink (or keep) both dimensions in a plain resize,
-   * libvips resizes inside the decoding pipeline, off the JS thread — ≥ 2× faster than PIL + torchvision,
-   * but not bit-identical to Pillow: at most a few grey levels apart with 'bilinear' (the test
-   * "default fast path vs Pillow" measures and bounds it). Enlargements, shortest-edge + crop and
+   * 'pillow' (default): our transcription of Pillow's resampling, bit-identical to Pillow's resize
+   * (torchvision `Resize` on PIL images, HF image processors) on the same RGB pixels.
+   * 'sharp': for files and bytes that shrink (or keep) both dimensions in a plain resize, libvips resizes
+   * inside sharp's decoding pipeline (sharp then decodes every file: `decoder` is ignored); a few grey levels
+   * from Pillow with 'bilinear' (image-fast-path.test.ts bounds it). Enlargements, shortest-edge + crop and
    * processRaw(Sync) always use the Pillow transcription, because libvips' enlargement grid is
    * corner-aligned (up to half a source pixel off).
-   * 'pillow': our transcription of Pillow's resampling everywhere, bit-identical to torchvision/HF.
    */
   resizer?: 'pillow' | 'sharp';
+  /**
+   * Node file/byte decoding. 'turbo' (default): plain JPEGs (8-bit gray/YCbCr, no ICC profile) decode
+   * with libjpeg-turbo's fast integer IDCT — ~4× less CPU than sharp, but up to a few grey levels from
+   * Pillow's decode (image-fast-path.test.ts states and bounds it); every other file, and every JPEG
+   * libjpeg-turbo rejects, goes to sharp. 'sharp': sharp/libvips for everything, whose JPEG decode is
+   * Pillow's bit for bit, so `{ decoder: 'sharp' }` (with the default resizer) reproduces PIL +
+   * torchvision exactly.
+   */
+  decoder?: 'turbo' | 'sharp';
 }
 
 export type ResolvedImageProcessorOptions = Required<Omit<ImageProcessorOptions, 'shortestEdge'>> & { shortestEdge: number | undefined };
@@ -134,6 +143,8 @@ export class ClipPixelProcessor {
   readonly options: Readonly<ResolvedImageProcessorOptions>;
   /** value = lut[c * 256 + byte]: rescale + normalise folded into one table per channel. */
   private readonly lut: Float32Array;
+  /** Resize intermediates reused across images (fromRgb8 is synchronous, so one per processor is safe). */
+  private readonly scratch = new ResizeScratch();
 
   constructor(options: ImageProcessorOptions = {}) {
     const o: ResolvedImageProcessorOptions = {
@@ -148,7 +159,8 @@ export class ClipPixelProcessor {
       rescaleFactor: options.rescaleFactor ?? 1 / 255,
       doNormalize: options.doNormalize ?? true,
       alpha: options.alpha ?? 'drop',
-      resizer: options.resizer ?? 'sharp',
+      resizer: options.resizer ?? 'pillow',
+      decoder: options.decoder ?? 'turbo',
     };
     for (const k of ['height', 'width'] as const) {
       if (!Number.isInteger(o[k]) || o[k] <= 0) throw new ValueError(`image processor: ${k} must be a positive integer, got ${o[k]}`);
@@ -229,7 +241,7 @@ export class ClipPixelProcessor {
         }
         if (rw < W || rh < H) throw new DataError(`image ${source}: resized to ${rw}x${rh}, smaller than the ${W}x${H} crop`);
       }
-      if (rw !== w || rh !== h) px = resizeRgb8(rgb, w, h, rw, rh, resample);
+      if (rw !== w || rh !== h) px = resizeRgb8Into(rgb, w, h, rw, rh, resample, this.scratch);
       pw = rw;
       ph = rh;
     } else if (w !== W || h !== H) {

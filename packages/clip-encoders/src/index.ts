@@ -20,7 +20,7 @@ export type { TowerOptions, ActivationName } from './layers.js';
 export * from './errors.js';
 export * from './tokenizer.js';
 export * from './image-processor.js';
-export { resizeRgb8, type ResampleFilter } from './resample.js';
+export { resizeRgb8, resizeRgb8Into, resizeRgb8Scalar, ResizeScratch, type ResampleFilter } from './resample.js';
 export * from './registry.js';
 // The one object for inference: CLIP.fromPretrained(Hub id | dir | URL) (docs/pretrained.md).
 export * from './clip-api.js';

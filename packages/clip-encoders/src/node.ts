@@ -9,3 +9,4 @@ export * from './clip-hf-dir.js';
 export * from './clip-hf-save-dir.js';
 export * from './clip-tokenizer-files.js';
 export { exists, readJson, readShardIndex, ShardIndexSchema, type ShardIndex, type ErrorFactory, type ReadJsonOptions, type JsonFile } from './files.js';
+export { TurboJpegDecoder, hasTurboJpeg, plainJpegSize } from './jpeg-turbo.js';

@@ -10,6 +10,8 @@
  * pass, then a vertical pass.
  */
 
+import { simdResampler } from './resample-simd.js';
+
 export type ResampleFilter = 'nearest' | 'box' | 'bilinear' | 'hamming' | 'bicubic' | 'lanczos';
 
 interface FilterDef {
@@ -136,6 +138,34 @@ function clip8(sum: number): number {
 }
 
 /**
+ * Reusable intermediate buffers for resizeRgb8Into: a fresh 250 KB array per image costs more in page
+ * faults than the horizontal pass itself, so a loop keeps one scratch (per thread) and reuses it.
+ */
+export class ResizeScratch {
+  private tmp = new Uint8Array(0);
+  private out = new Uint8Array(0);
+  private acc = new Int32Array(0);
+
+  /** A view of `n` bytes of the intermediate buffer (grown, never shrunk). */
+  horizontal(n: number): Uint8Array {
+    if (this.tmp.length < n) this.tmp = new Uint8Array(n);
+    return this.tmp.subarray(0, n);
+  }
+
+  /** A view of `n` bytes of the result buffer. */
+  result(n: number): Uint8Array {
+    if (this.out.length < n) this.out = new Uint8Array(n);
+    return this.out.subarray(0, n);
+  }
+
+  /** A row accumulator of `n` int32 values. */
+  accumulator(n: number): Int32Array {
+    if (this.acc.length < n) this.acc = new Int32Array(n);
+    return this.acc.subarray(0, n);
+  }
+}
+
+/**
  * Resize interleaved uint8 RGB (HWC) like Pillow. Returns a new Uint8Array (HWC, outW × outH × 3).
  * Passes whose size is unchanged are skipped, as Pillow does.
  */
@@ -147,11 +177,50 @@ export function resizeRgb8(
   outH: number,
   filter: ResampleFilter,
 ): Uint8Array {
+  const res = resizeRgb8Into(src, inW, inH, outW, outH, filter, new ResizeScratch());
+  return res === src ? src.slice() : res;
+}
+
+/**
+ * resizeRgb8 with the intermediates in `scratch`: returns `src` itself when both sizes are unchanged,
+ * else a view that the scratch (or this thread's SIMD resampler) owns, valid until the next resize on
+ * this thread: consume or copy it first. Uses the WebAssembly SIMD passes when available (bit-identical).
+ */
+export function resizeRgb8Into(
+  src: Uint8Array,
+  inW: number,
+  inH: number,
+  outW: number,
+  outH: number,
+  filter: ResampleFilter,
+  scratch: ResizeScratch,
+): Uint8Array {
+  if (outW === inW && outH === inH) return src;
+  const simd = simdResampler();
+  if (simd) {
+    const h = outW !== inW ? axisCoeffs(inW, outW, filter) : null;
+    const v = outH !== inH ? axisCoeffs(inH, outH, filter) : null;
+    return simd.resize(src, inW, inH, outW, outH, h, v);
+  }
+  return resizeRgb8Scalar(src, inW, inH, outW, outH, filter, scratch);
+}
+
+/** The JS passes of resizeRgb8Into (where WebAssembly SIMD is missing; tests compare the two). */
+export function resizeRgb8Scalar(
+  src: Uint8Array,
+  inW: number,
+  inH: number,
+  outW: number,
+  outH: number,
+  filter: ResampleFilter,
+  scratch: ResizeScratch,
+): Uint8Array {
   let cur = src;
   let curW = inW;
   if (outW !== inW) {
     const { start, count, weights, stride } = axisCoeffs(inW, outW, filter);
-    const tmp = new Uint8Array(inH * outW * 3);
+    // Written to the result buffer when no vertical pass follows, so the caller gets one buffer kind.
+    const tmp = outH !== inH ? scratch.horizontal(inH * outW * 3) : scratch.result(inH * outW * 3);
     for (let y = 0; y < inH; y++) {
       const row = y * inW * 3;
       const orow = y * outW * 3;
@@ -164,9 +233,10 @@ export function resizeRgb8(
         let b = HALF;
         for (let t = 0; t < n; t++, kb++, p += 3) {
           const w = weights[kb] as number;
-          r += (cur[p] as number) * w;
-          g += (cur[p + 1] as number) * w;
-          b += (cur[p + 2] as number) * w;
+          // `| 0` keeps V8 on int32 arithmetic (sums fit in int32, see clip8), not doubles.
+          r = (r + Math.imul(cur[p] as number, w)) | 0;
+          g = (g + Math.imul(cur[p + 1] as number, w)) | 0;
+          b = (b + Math.imul(cur[p + 2] as number, w)) | 0;
         }
         const o = orow + x * 3;
         tmp[o] = clip8(r);
@@ -179,23 +249,26 @@ export function resizeRgb8(
   }
   if (outH !== inH) {
     const { start, count, weights, stride } = axisCoeffs(inH, outH, filter);
-    const out = new Uint8Array(outH * curW * 3);
     const rowLen = curW * 3;
-    // Accumulate whole rows (row-by-row streaming is cache-friendly), then round once per output pixel.
-    const acc = new Int32Array(rowLen);
+    const out = scratch.result(outH * rowLen);
+    // One sum per output value over the n source rows (each read sequentially): no accumulator row to
+    // load and store per tap, which made this pass the slowest part of the pipeline.
+    const rows = new Int32Array(stride);
+    const ws = new Int32Array(stride);
     for (let y = 0; y < outH; y++) {
       const n = count[y] as number;
-      const kb = y * stride;
-      acc.fill(HALF);
       for (let t = 0; t < n; t++) {
-        const w = weights[kb + t] as number;
-        const src = ((start[y] as number) + t) * rowLen;
-        for (let i = 0; i < rowLen; i++) acc[i] = (acc[i] as number) + (cur[src + i] as number) * w;
+        rows[t] = ((start[y] as number) + t) * rowLen;
+        ws[t] = weights[y * stride + t] as number;
       }
       const orow = y * rowLen;
-      for (let i = 0; i < rowLen; i++) out[orow + i] = clip8(acc[i] as number);
+      for (let i = 0; i < rowLen; i++) {
+        let sum = HALF;
+        for (let t = 0; t < n; t++) sum = (sum + Math.imul(cur[(rows[t] as number) + i] as number, ws[t] as number)) | 0;
+        out[orow + i] = clip8(sum);
+      }
     }
     cur = out;
   }
-  return cur === src ? src.slice() : cur;
+  return cur;
 }

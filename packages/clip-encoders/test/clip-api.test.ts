@@ -44,7 +44,9 @@ describe.each(BACKENDS)('CLIP on clip-tiny (%s)', (backend) => {
   let io: Map<string, TensorData>;
   beforeAll(async () => {
     await initBackend(backend);
-    clip = await CLIP.fromPretrained(DIR);
+    // decoder 'sharp': Pillow's JPEG pixels, so image embeddings match HF's to TOL (the default
+    // libjpeg-turbo decoder's difference is bounded in image-pipeline.test.ts).
+    clip = await CLIP.fromPretrained(DIR, { imageProcessor: { decoder: 'sharp' } });
     captions = (JSON.parse(await readFile(join(DIR, 'captions.json'), 'utf8')) as { captions: string[] }).captions;
     io = await readIO('clip-tiny');
   });

@@ -8,8 +8,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CLIP_MEAN, CLIP_STD } from '../src/image-processor.js';
 import { ClipImageProcessor } from '../src/image-decode.js';
 
-// The default decode path resizes shrinking images inside libvips; the Pillow transcription (resizer
-// 'pillow', bit-identical to Pillow — image-processor.test.ts) is the reference it is measured against.
+// resizer 'sharp' resizes shrinking images inside libvips; the Pillow transcription (the default resizer,
+// bit-identical to Pillow — image-processor.test.ts) is the reference it is measured against.
 
 const tmp = mkdtempSync(join(tmpdir(), 'clip-fast-'));
 afterAll(async () => {
@@ -68,12 +68,12 @@ beforeAll(async () => {
   }
 });
 
-describe('default fast path vs Pillow', () => {
-  const fast = new ClipImageProcessor();
-  const pillow = new ClipImageProcessor({ resizer: 'pillow' });
+describe("resizer 'sharp' (libvips) vs Pillow", () => {
+  const fast = new ClipImageProcessor({ resizer: 'sharp' });
+  const pillow = new ClipImageProcessor();
 
-  it("is the default, and stays within 5 grey levels of Pillow's bilinear resize when shrinking", async () => {
-    expect(fast.options.resizer).toBe('sharp');
+  it("stays within 5 grey levels of Pillow's bilinear resize when shrinking", async () => {
+    expect(pillow.options.resizer).toBe('pillow');
     let worst = 0;
     for (const path of files) {
       const d = maxGreyLevelDiff(await fast.processFile(path), await pillow.processFile(path), 224, 224);
@@ -96,16 +96,17 @@ describe('default fast path vs Pillow', () => {
 describe('processFiles (one batch buffer)', () => {
   const p = new ClipImageProcessor({ height: 32, width: 48 });
 
-  it('equals processFile of each image, in order, at any concurrency', async () => {
+  it('equals processFile of each image, in order, at any concurrency on this thread', async () => {
     const paths = [...files, files[0]!, files[2]!];
     const one = await Promise.all(paths.map((f) => p.processFile(f)));
     const per = 3 * 32 * 48;
     for (const concurrency of [1, 3, 16]) {
-      const batch = await p.processFiles(paths, { concurrency });
+      const batch = await p.processFiles(paths, { workers: 0, concurrency });
       expect(batch.length).toBe(paths.length * per);
       one.forEach((img, i) => expect(Array.from(batch.subarray(i * per, (i + 1) * per)), `image ${i}, concurrency ${concurrency}`).toEqual(Array.from(img)));
     }
     expect((await p.processFiles([])).length).toBe(0);
+    await p.close();
   });
 
   it('rejects with the DataError of the bad file, and a bad concurrency with a ValueError', async () => {
@@ -118,11 +119,11 @@ describe('processFiles (one batch buffer)', () => {
   });
 });
 
-describe('the normalisation of the fast path', () => {
+describe("the normalisation of the libvips path (resizer 'sharp')", () => {
   it('maps the resized bytes through rescale + CLIP mean/std exactly', async () => {
     const path = files[0]!;
     const { data } = await sharp(path).resize(224, 224, { fit: 'fill', kernel: 'linear', fastShrinkOnLoad: false }).raw().toBuffer({ resolveWithObject: true });
-    const got = await new ClipImageProcessor().processFile(path);
+    const got = await new ClipImageProcessor({ resizer: 'sharp' }).processFile(path);
     const plane = 224 * 224;
     for (const i of [0, 1234, plane - 1]) {
       for (let c = 0; c < 3; c++) {
