@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { gemmFor, type GemmHost } from './wasm-gemm.js';
 
 /**
  * Replacements for two tfjs-backend-wasm (4.22) kernels that are slow on the shapes transformers use.
@@ -25,10 +26,8 @@ interface WasmTensorData {
   memoryOffset: number;
 }
 
-interface WasmModule {
+interface WasmModule extends GemmHost {
   HEAPU8: Uint8Array;
-  /** Threaded build only: its shared memory. */
-  wasmMemory?: { buffer: ArrayBufferLike };
   cwrap(name: string, ret: null, args: string[]): (...args: unknown[]) => void;
   tfjs: {
     registerTensor(id: number, size: number, memoryOffset: number): void;
@@ -76,6 +75,8 @@ function transposeLastTwo(t: tf.TensorInfo, backend: WasmBackend, transpose: tf.
   return transpose({ inputs: { x: t }, backend: backend as unknown as tf.KernelBackend, attrs: { perm } }) as tf.TensorInfo;
 }
 
+const useGemm = (wasm: WasmModule): boolean => process.env.CLIP_GEMM === 'all' || (process.env.CLIP_GEMM !== 'off' && wasm.wasmMemory === undefined);
+
 function makeBatchMatMul(stock: tf.KernelFunc, transpose: tf.KernelFunc): tf.KernelFunc {
   let wasmMatMul: ((...args: unknown[]) => void) | undefined;
   let boundTo: WasmModule | undefined;
@@ -97,6 +98,24 @@ function makeBatchMatMul(stock: tf.KernelFunc, transpose: tf.KernelFunc): tf.Ker
     const m = a.shape[rank(a) - (transposeA ? 1 : 2)] as number;
     const k = a.shape[rank(a) - (transposeA ? 2 : 1)] as number;
     const n = b.shape[rank(b) - (transposeB ? 2 : 1)] as number;
+
+    const gemm = useGemm(backend.wasm) ? gemmFor(backend.wasm) : null;
+    if (gemm && Math.max(batchA, batchB) > 1 && m > 0 && k > 0 && n > 0) {
+      const out = backend.makeOutput([...(batchA >= batchB ? outerA : outerB), m, n], 'float32');
+      const offsetOf = (t: tf.TensorInfo): number => {
+        const data = backend.dataIdMap.get(t.dataId);
+        if (!data) throw new Error('wasm BatchMatMul: operand has no heap data');
+        return data.memoryOffset;
+      };
+      gemm({
+        a: offsetOf(a), b: offsetOf(b), c: offsetOf(out), batch: Math.max(batchA, batchB), m, k, n,
+        aBatchStride: batchA === 1 ? 0 : m * k, bBatchStride: batchB === 1 ? 0 : k * n,
+        // A transposed is stored [k, m], B transposed [n, k]: the same matrices read with swapped strides.
+        aRowStride: transposeA ? 1 : k, aColStride: transposeA ? m : 1,
+        bRowStride: transposeB ? 1 : n, bColStride: transposeB ? k : 1,
+      });
+      return out;
+    }
 
     if (boundTo !== backend.wasm) {
       wasmMatMul = backend.wasm.cwrap('BatchMatMul', null, [
