@@ -111,6 +111,14 @@ function makeBatchMatMul(stock: tf.KernelFunc, transpose: tf.KernelFunc): tf.Ker
     const m = a.shape[rank(a) - (transposeA ? 1 : 2)] as number;
     const k = a.shape[rank(a) - (transposeA ? 2 : 1)] as number;
     const n = b.shape[rank(b) - (transposeB ? 2 : 1)] as number;
+    const kB = b.shape[rank(b) - (transposeB ? 1 : 2)] as number;
+    // tfjs checks this inside each backend's kernel, not in the op: unchecked, a mismatch reads past an operand.
+    if (k !== kB) {
+      throw new Error(
+        `Error in matMul: inner shapes (${k}) and (${kB}) of Tensors with shapes ${a.shape} and ${b.shape} and ` +
+          `transposeA=${transposeA} and transposeB=${transposeB} must match.`,
+      );
+    }
 
     const gemm = batchedPath === 'gemm' ? gemmFor(backend.wasm) : null;
     if (gemm && Math.max(batchA, batchB) > 1 && m > 0 && k > 0 && n > 0) {
