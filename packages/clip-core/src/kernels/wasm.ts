@@ -11,9 +11,9 @@ import { gemmFor, type GemmHost } from './wasm-gemm.js';
  *   nothing is created per entry. Before it, they ran one XNNPACK matmul per batch entry (still the path
  *   when the GEMM cannot instantiate): at 0.5–0.7× a square matMul on one thread, because XNNPACK creates
  *   and packs an operator (~0.1 ms) for every right-hand matrix of a ~0.2 ms entry; ours measured
- *   0.9–1.1×. 2-D products with a transposed operand transpose it explicitly (a fast copy) and run XNNPACK
- *   on views into the operands' heap memory: no slicing, no copies. Plain 2-D products stay on the stock kernel: against a square
- *   matMul of the same FLOPs (bench task `matmuls`) they run at full rate, long K included — splitting K
+ *   0.8–1.2× (attention's shapes, 1 thread, loaded machine). 2-D products with a transposed operand
+ *   transpose it explicitly (a fast copy) and run XNNPACK on views into the operands' heap memory: no
+ *   slicing, no copies. Plain 2-D products stay on the stock kernel: against a square matMul of the same FLOPs (bench task `matmuls`) they run at full rate, long K included — splitting K
  *   into blocks measured slower. Transposing entry by entry into a cache-sized scratch matrix instead of
  *   the whole tensor was tried and measured no faster (CPU time, against an unchanged control product).
  * - Slice: wasm copies the WHOLE input out of the heap (readSync) before copying the slice, so cutting a
@@ -81,8 +81,8 @@ function transposeLastTwo(t: tf.TensorInfo, backend: WasmBackend, transpose: tf.
  * Which path batched products take: 'gemm' (ours, on the calling thread; the default wherever it instantiates)
  * or 'xnnpack' (one XNNPACK product per batch entry, on the backend's thread pool). On the threaded build ours
  * still uses one thread, yet measured 4–6× faster than the per-entry path on 2 threads of a loaded 2-core
- * machine (the pool's dispatch per ~5 MFLOP entry stalls when the cores are shared) and about even on a quiet
- * one. Tests and the bench pin one path to compare them.
+ * machine (the pool's dispatch per ~5 MFLOP entry stalls when the cores are shared); on a quiet one the
+ * per-entry path measured 24–36 GFLOP/s on 2 threads, ours 25–30 on one. Tests and the bench pin a path.
  */
 export type BatchedMatMulPath = 'gemm' | 'xnnpack';
 let batchedPath: BatchedMatMulPath = 'gemm';
@@ -120,14 +120,14 @@ function makeBatchMatMul(stock: tf.KernelFunc, transpose: tf.KernelFunc): tf.Ker
       );
     }
 
+    const offsetOf = (t: tf.TensorInfo): number => {
+      const data = backend.dataIdMap.get(t.dataId);
+      if (!data) throw new Error('wasm BatchMatMul: operand has no heap data');
+      return data.memoryOffset;
+    };
     const gemm = batchedPath === 'gemm' ? gemmFor(backend.wasm) : null;
     if (gemm && Math.max(batchA, batchB) > 1 && m > 0 && k > 0 && n > 0) {
       const out = backend.makeOutput([...(batchA >= batchB ? outerA : outerB), m, n], 'float32');
-      const offsetOf = (t: tf.TensorInfo): number => {
-        const data = backend.dataIdMap.get(t.dataId);
-        if (!data) throw new Error('wasm BatchMatMul: operand has no heap data');
-        return data.memoryOffset;
-      };
       gemm({
         a: offsetOf(a), b: offsetOf(b), c: offsetOf(out), batch: Math.max(batchA, batchB), m, k, n,
         aBatchStride: batchA === 1 ? 0 : m * k, bBatchStride: batchB === 1 ? 0 : k * n,
@@ -146,11 +146,6 @@ function makeBatchMatMul(stock: tf.KernelFunc, transpose: tf.KernelFunc): tf.Ker
     }
     const call = wasmMatMul as (...args: unknown[]) => void;
     const registry = backend.wasm.tfjs;
-    const offsetOf = (t: tf.TensorInfo): number => {
-      const data = backend.dataIdMap.get(t.dataId);
-      if (!data) throw new Error('wasm BatchMatMul: operand has no heap data');
-      return data.memoryOffset;
-    };
     const view = (offset: number, size: number): number => {
       const id = backend.dataIdNextNumber++;
       registry.registerTensor(id, size, offset);
