@@ -175,25 +175,36 @@ if (want('scaling')) {
 }
 
 if (want('matmuls')) {
-  log('matrix products of one training step: ours vs plain tf.matMul (wasm)');
-  const r = await node('matmuls', ['--backend', 'wasm', '--reps', String(REPS + 2)], 900);
-  raw.matmuls = r;
-  if (!r.ok) rows.push({ id: 'matmuls', name: 'matrix products of a training step (wasm)', unavailable: r.error });
-  else {
+  // At 1 wasm thread (what each data-parallel training replica runs on) and at every core (one process, the
+  // backend's thread pool); ours and the plain products always at the same thread count.
+  const counts = [...new Set([1, availableParallelism()])];
+  for (const threads of counts) {
+    const on = `${threads} wasm thread${threads === 1 ? '' : 's'}`;
+    log(`matrix products of one training step: ours vs plain tf.matMul (wasm, ${on})`);
+    const r = await node('matmuls', ['--backend', 'wasm', '--threads', String(threads), '--reps', String(REPS + 8)], 900);
+    raw[threads === 1 ? 'matmuls' : `matmuls${threads}t`] = r;
+    const tag = threads === 1 ? '' : ` @${threads}t`;
+    if (!r.ok) {
+      rows.push({ id: `matmuls${tag}`, name: `matrix products of a training step (wasm, ${on})`, unavailable: r.error });
+      continue;
+    }
     // One row per product shape that takes ≥ 1% of the step's product time; the rest are summed in a note.
     const total = r.products.reduce((s, p) => s + p.oursMs * p.callsPerStep, 0);
     const small = r.products.filter((p) => p.oursMs * p.callsPerStep < 0.01 * total);
     for (const p of r.products.filter((x) => !small.includes(x))) {
+      const xnn = p.gflops.xnnpack === undefined ? '' : `; the per-entry XNNPACK path it replaced (${on}): ${p.gflops.xnnpack.toFixed(1)} GFLOP/s (${(p.gflops.xnnpack / p.gflops.square).toFixed(2)}×)`;
+      // Ours is one thread (a batched GEMM on the calling thread): with more, the square product uses them all.
+      const why = threads > 1 && p.gflops.xnnpack !== undefined && p.vsSquare < 0.8 ? '; ours runs batched products on 1 thread, the square product on all' : '';
       rows.push({
-        id: `matmul ${p.product}`, name: `matMul ${p.product} (×${p.callsPerStep}/step) — ours vs plain square matMul, same FLOPs`,
+        id: `matmul ${p.product}${tag}`, name: `matMul ${p.product} (×${p.callsPerStep}/step), ${on} — ours vs plain square matMul, same FLOPs`,
         unit: 'GFLOP/s', ours: p.gflops.ours, reference: p.gflops.square, ratio: p.vsSquare,
         target: '≥ 0.8×', met: p.vsSquare >= 0.8,
-        note: `${p.oursMs.toFixed(1)} ms/call; same product with batch folded into rows, no transposes: ${p.gflops.folded.toFixed(1)} GFLOP/s (ours ${p.vsFolded.toFixed(2)}×)`,
+        note: `${p.oursMs.toFixed(1)} ms/call, median of ${p.reps} alternating reps (square product's interquartile spread ${(100 * p.squareSpread).toFixed(0)}%); same product with batch folded into rows, no transposes: ${p.gflops.folded.toFixed(1)} GFLOP/s (ours ${p.vsFolded.toFixed(2)}×)${xnn}${why}`,
       });
     }
     if (small.length) {
       rows.push({
-        id: 'matmul small', name: `matMul: ${small.length} smaller product shapes (< 1% of the step's product time each)`,
+        id: `matmul small${tag}`, name: `matMul: ${small.length} smaller product shapes (< 1% of the step's product time each), ${on}`,
         unit: 'ms/step', ours: small.reduce((s, p) => s + p.oursMs * p.callsPerStep, 0),
         note: small.map((p) => `${p.product} ${p.vsSquare.toFixed(2)}×`).join('; '),
       });

@@ -389,10 +389,13 @@ const tasks = {
    * each timed as the step calls it ("ours": tf.matMul with its transposes and batch) against two plain
    * 2-D tf.matMul of the same FLOPs on the same backend: the square one (what "a plain matMul's rate"
    * means) and the same product with its batch folded into the rows and no transposes. Reps alternate
-   * between the three so machine load hits them alike.
+   * between them so machine load hits them alike. Batched products are also timed on the per-entry XNNPACK
+   * path our GEMM replaced (on the backend's thread pool): the breakdown for a shape below target.
    */
   async matmuls() {
     const { info, step } = await trainingStep();
+    // Internal switch, not public API: the built module the package entry itself loads (same instance).
+    const { setBatchedMatMulPath } = await import('../packages/clip-core/dist/kernels/wasm.js').catch(() => ({}));
     const batch = makeBatch(batchSize);
     const name = 'BatchMatMul';
     const stock = tf.getKernel(name, info.tfBackend);
@@ -432,26 +435,38 @@ const tasks = {
         square: [tf.randomNormal([side, side]), tf.randomNormal([side, side]), false, false],
       };
       const times = { ours: [], folded: [], square: [] };
+      if (outer > 1 && setBatchedMatMulPath && info.tfBackend === 'wasm') {
+        operands.xnnpack = operands.ours;
+        times.xnnpack = [];
+      }
       const once = (which) => {
         const [x, y, ta, tb] = operands[which];
+        if (which === 'xnnpack') setBatchedMatMulPath('xnnpack');
         const t0 = performance.now();
         tf.matMul(x, y, ta, tb).dispose();
-        return performance.now() - t0;
+        const ms = performance.now() - t0;
+        if (which === 'xnnpack') setBatchedMatMulPath('gemm');
+        return ms;
       };
       for (const which of Object.keys(times)) once(which); // warm-up
       const r = Math.max(reps, 5);
       for (let i = 0; i < r; i++) for (const which of Object.keys(times)) times[which].push(once(which));
-      for (const [x, y] of Object.values(operands)) tf.dispose([x, y]);
+      for (const [x, y] of new Set(Object.values(operands))) tf.dispose([x, y]);
       const rate = (which, f) => f / median(times[which]) / 1e6;
       const gflops = { ours: rate('ours', flop), folded: rate('folded', flop), square: rate('square', 2 * side ** 3) };
+      if (times.xnnpack) gflops.xnnpack = rate('xnnpack', flop);
+      // Noise: the spread of the square product's reps (interquartile range / median).
+      const sq = [...times.square].sort((x, y) => x - y);
+      const spread = (sq[Math.floor(0.75 * (sq.length - 1))] - sq[Math.floor(0.25 * (sq.length - 1))]) / median(times.square);
       products.push({
         product: `${e.a.length > 2 ? `[${e.a.slice(0, -2)}]× ` : ''}[${m},${k}]·[${k},${n}]${e.transposeA ? ' ᵀA' : ''}${e.transposeB ? ' ᵀB' : ''}`,
         a: e.a, b: e.b, transposeA: e.transposeA, transposeB: e.transposeB, callsPerStep: e.calls, gflop: flop / 1e9,
         oursMs: median(times.ours), gflops, vsSquare: gflops.ours / gflops.square, vsFolded: gflops.ours / gflops.folded,
+        reps: r, squareSpread: spread,
       });
     }
     products.sort((x, y) => y.oursMs * y.callsPerStep - x.oursMs * x.callsPerStep);
-    return { backend: info.tfBackend, batch: batchSize, products };
+    return { backend: info.tfBackend, threads: info.threads, batch: batchSize, products };
   },
 
   async infer() {

@@ -1,18 +1,21 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { gemmFor, type GemmHost } from './wasm-gemm.js';
 
 /**
  * Replacements for two tfjs-backend-wasm (4.22) kernels that are slow on the shapes transformers use.
  *
  * - BatchMatMul: wasm sends a matmul to XNNPACK only when it is 2-D in effect (batch 1) with no transposed
  *   operand; everything else (attention's [batch·heads, seq, d] products, autodiff's transposed
- *   operands) runs a naive triple loop at ~1.5 GFLOP/s instead of ~15–35. The replacement transposes
- *   explicitly (a fast copy) and runs one XNNPACK matmul per batch entry on views into the operands'
- *   heap memory: no slicing, no copies. Plain 2-D products stay on the stock kernel: against a square
- *   matMul of the same FLOPs (bench task `matmuls`) they run at full rate, long K included — splitting K
+ *   operands) runs a naive triple loop at ~1.5 GFLOP/s instead of ~15–35. Batched products (batch > 1) run
+ *   our own SIMD GEMM (wasm-gemm.ts) in place on the heap: transposes and a broadcast batch are strides, and
+ *   nothing is created per entry. Before it, they ran one XNNPACK matmul per batch entry (still the path
+ *   when the GEMM cannot instantiate): at 0.5–0.7× a square matMul on one thread, because XNNPACK creates
+ *   and packs an operator (~0.1 ms) for every right-hand matrix of a ~0.2 ms entry; ours measured
+ *   0.8–1.2× (attention's shapes, 1 thread, loaded machine). 2-D products with a transposed operand
+ *   transpose it explicitly (a fast copy) and run XNNPACK on views into the operands' heap memory: no
+ *   slicing, no copies. Plain 2-D products stay on the stock kernel: against a square matMul of the same FLOPs (bench task `matmuls`) they run at full rate, long K included — splitting K
  *   into blocks measured slower. Transposing entry by entry into a cache-sized scratch matrix instead of
  *   the whole tensor was tried and measured no faster (CPU time, against an unchanged control product).
- *   What keeps batched products below a folded 2-D product is per entry: XNNPACK creates (and packs) an
- *   operator for every right-hand matrix, and 197-row entries leave partial tiles.
  * - Slice: wasm copies the WHOLE input out of the heap (readSync) before copying the slice, so cutting a
  *   [b, seq, d] activation into b pieces costs b full copies. The replacement reads the heap in place.
  *
@@ -25,10 +28,8 @@ interface WasmTensorData {
   memoryOffset: number;
 }
 
-interface WasmModule {
+interface WasmModule extends GemmHost {
   HEAPU8: Uint8Array;
-  /** Threaded build only: its shared memory. */
-  wasmMemory?: { buffer: ArrayBufferLike };
   cwrap(name: string, ret: null, args: string[]): (...args: unknown[]) => void;
   tfjs: {
     registerTensor(id: number, size: number, memoryOffset: number): void;
@@ -76,6 +77,19 @@ function transposeLastTwo(t: tf.TensorInfo, backend: WasmBackend, transpose: tf.
   return transpose({ inputs: { x: t }, backend: backend as unknown as tf.KernelBackend, attrs: { perm } }) as tf.TensorInfo;
 }
 
+/**
+ * Which path batched products take: 'gemm' (ours, on the calling thread; the default wherever it instantiates)
+ * or 'xnnpack' (one XNNPACK product per batch entry, on the backend's thread pool). On the threaded build ours
+ * still uses one thread, yet measured 4–6× faster than the per-entry path on 2 threads of a loaded 2-core
+ * machine (the pool's dispatch per ~5 MFLOP entry stalls when the cores are shared); on a quiet one the
+ * per-entry path measured 24–36 GFLOP/s on 2 threads, ours 25–30 on one. Tests and the bench pin a path.
+ */
+export type BatchedMatMulPath = 'gemm' | 'xnnpack';
+let batchedPath: BatchedMatMulPath = 'gemm';
+export function setBatchedMatMulPath(path: BatchedMatMulPath): void {
+  batchedPath = path;
+}
+
 function makeBatchMatMul(stock: tf.KernelFunc, transpose: tf.KernelFunc): tf.KernelFunc {
   let wasmMatMul: ((...args: unknown[]) => void) | undefined;
   let boundTo: WasmModule | undefined;
@@ -97,6 +111,32 @@ function makeBatchMatMul(stock: tf.KernelFunc, transpose: tf.KernelFunc): tf.Ker
     const m = a.shape[rank(a) - (transposeA ? 1 : 2)] as number;
     const k = a.shape[rank(a) - (transposeA ? 2 : 1)] as number;
     const n = b.shape[rank(b) - (transposeB ? 2 : 1)] as number;
+    const kB = b.shape[rank(b) - (transposeB ? 1 : 2)] as number;
+    // tfjs checks this inside each backend's kernel, not in the op: unchecked, a mismatch reads past an operand.
+    if (k !== kB) {
+      throw new Error(
+        `Error in matMul: inner shapes (${k}) and (${kB}) of Tensors with shapes ${a.shape} and ${b.shape} and ` +
+          `transposeA=${transposeA} and transposeB=${transposeB} must match.`,
+      );
+    }
+
+    const offsetOf = (t: tf.TensorInfo): number => {
+      const data = backend.dataIdMap.get(t.dataId);
+      if (!data) throw new Error('wasm BatchMatMul: operand has no heap data');
+      return data.memoryOffset;
+    };
+    const gemm = batchedPath === 'gemm' ? gemmFor(backend.wasm) : null;
+    if (gemm && Math.max(batchA, batchB) > 1 && m > 0 && k > 0 && n > 0) {
+      const out = backend.makeOutput([...(batchA >= batchB ? outerA : outerB), m, n], 'float32');
+      gemm({
+        a: offsetOf(a), b: offsetOf(b), c: offsetOf(out), batch: Math.max(batchA, batchB), m, k, n,
+        aBatchStride: batchA === 1 ? 0 : m * k, bBatchStride: batchB === 1 ? 0 : k * n,
+        // A transposed is stored [k, m], B transposed [n, k]: the same matrices read with swapped strides.
+        aRowStride: transposeA ? 1 : k, aColStride: transposeA ? m : 1,
+        bRowStride: transposeB ? 1 : n, bColStride: transposeB ? k : 1,
+      });
+      return out;
+    }
 
     if (boundTo !== backend.wasm) {
       wasmMatMul = backend.wasm.cwrap('BatchMatMul', null, [
@@ -106,11 +146,6 @@ function makeBatchMatMul(stock: tf.KernelFunc, transpose: tf.KernelFunc): tf.Ker
     }
     const call = wasmMatMul as (...args: unknown[]) => void;
     const registry = backend.wasm.tfjs;
-    const offsetOf = (t: tf.TensorInfo): number => {
-      const data = backend.dataIdMap.get(t.dataId);
-      if (!data) throw new Error('wasm BatchMatMul: operand has no heap data');
-      return data.memoryOffset;
-    };
     const view = (offset: number, size: number): number => {
       const id = backend.dataIdNextNumber++;
       registry.registerTensor(id, size, offset);

@@ -1,0 +1,131 @@
+import { readFile } from 'node:fs/promises';
+import * as tf from '@tensorflow/tfjs-core';
+import fc from 'fast-check';
+import { afterAll, describe, expect, it } from 'vitest';
+import { initBackend } from '../src/index.js';
+import { setBatchedMatMulPath } from '../src/kernels/wasm.js';
+
+interface Case {
+  a: number[];
+  b: number[];
+  ta: boolean;
+  tb: boolean;
+  seed: number;
+}
+
+/** A batched product's operand shapes: batch dims equal, or one side's batch 1 / absent (broadcast). */
+const caseArb: fc.Arbitrary<Case> = fc
+  .record({
+    outer: fc.array(fc.integer({ min: 1, max: 4 }), { minLength: 1, maxLength: 2 }),
+    m: fc.integer({ min: 1, max: 41 }),
+    k: fc.integer({ min: 1, max: 37 }),
+    n: fc.integer({ min: 1, max: 43 }),
+    ta: fc.boolean(),
+    tb: fc.boolean(),
+    broadcast: fc.constantFrom('none', 'a1', 'b1', 'a2d', 'b2d'),
+    seed: fc.integer({ min: 0, max: 1e6 }),
+  })
+  .filter((c) => c.outer.reduce((x, y) => x * y, 1) > 1)
+  .map(({ outer, m, k, n, ta, tb, broadcast, seed }) => {
+    const matA = ta ? [k, m] : [m, k];
+    const matB = tb ? [n, k] : [k, n];
+    const ones = outer.map(() => 1);
+    const outerA = broadcast === 'a1' ? ones : broadcast === 'a2d' ? [] : outer;
+    const outerB = broadcast === 'b1' ? ones : broadcast === 'b2d' ? [] : outer;
+    return { a: [...outerA, ...matA], b: [...outerB, ...matB], ta, tb, seed };
+  });
+
+/** Fixed cases: attention's shapes and tile edges (m around 4, n around 8, k = 1, long k). */
+const FIXED: Case[] = [
+  { a: [2, 3, 197, 64], b: [2, 3, 64, 197], ta: false, tb: false, seed: 1 },
+  { a: [2, 3, 197, 64], b: [2, 3, 197, 197], ta: true, tb: false, seed: 2 },
+  { a: [2, 3, 197, 197], b: [2, 3, 197, 64], ta: true, tb: false, seed: 3 },
+  { a: [2, 3, 197, 197], b: [2, 3, 64, 197], ta: false, tb: true, seed: 4 },
+  { a: [2, 3, 197, 64], b: [2, 3, 197, 64], ta: false, tb: true, seed: 5 },
+  { a: [3, 64, 40], b: [3, 40, 64], ta: true, tb: true, seed: 6 },
+  { a: [5, 4, 8], b: [5, 8, 8], ta: false, tb: false, seed: 7 },
+  { a: [5, 3, 1], b: [5, 1, 7], ta: false, tb: false, seed: 8 },
+  { a: [2, 9, 600], b: [2, 600, 17], ta: false, tb: false, seed: 9 },
+];
+
+/** |got − want| ≤ rtol · max|want| (expectClose's rule, without spreading 10⁵ values into Math.max). */
+function expectClose(got: Float32Array, want: Float32Array, what: string, rtol: number): void {
+  expect(got.length, what).toBe(want.length);
+  let scale = 0;
+  let worst = 0;
+  for (let i = 0; i < want.length; i++) {
+    scale = Math.max(scale, Math.abs(want[i] as number));
+    worst = Math.max(worst, Math.abs((got[i] as number) - (want[i] as number)));
+  }
+  expect(worst, `${what}: max abs error ${worst} vs scale ${scale}`).toBeLessThanOrEqual(rtol * scale);
+}
+
+/** Every case's product on the active backend, copied out (caller owns the arrays). */
+function products(cases: Case[]): Float32Array[] {
+  return cases.map((c) =>
+    tf.tidy(() => {
+      const a = tf.randomUniform(c.a, -1, 1, 'float32', c.seed);
+      const b = tf.randomUniform(c.b, -1, 1, 'float32', c.seed + 1);
+      return tf.matMul(a, b, c.ta, c.tb).dataSync() as Float32Array;
+    }).slice(),
+  );
+}
+
+const randomCases = fc.sample(caseArb, { numRuns: 60, seed: 12 });
+const cases = [...FIXED, ...randomCases];
+
+describe('wasm batched GEMM', () => {
+  afterAll(() => setBatchedMatMulPath('gemm'));
+
+  it('the committed module bytes are what scripts/gemm-wasm.mjs generates from its text', async () => {
+    const script = await import('../scripts/gemm-wasm.mjs');
+    const committed = await readFile(new URL('../src/kernels/gemm-wasm-bytes.ts', import.meta.url), 'utf8');
+    expect(committed).toBe(await script.generated());
+  });
+
+  for (const threads of [1, 2]) {
+    it(`on ${threads} wasm thread(s): equals the per-entry XNNPACK path and the cpu backend (random shapes, transposes, broadcast batch)`, async () => {
+      await initBackend('cpu');
+      const cpu = products(cases);
+      const info = await initBackend('wasm', { threads });
+      expect(info.threads).toBe(threads);
+      setBatchedMatMulPath('xnnpack');
+      const xnnpack = products(cases);
+      setBatchedMatMulPath('gemm');
+      const before = tf.memory().numTensors;
+      const gemm = products(cases);
+      expect(tf.memory().numTensors, 'leaked tensors').toBe(before);
+      cases.forEach((c, i) => {
+        const what = `${JSON.stringify(c)} on ${threads} thread(s)`;
+        // Both sum each output over k in order with separate multiply and add (no FMA), like cpu's loop.
+        expectClose(gemm[i] as Float32Array, xnnpack[i] as Float32Array, `${what}: gemm vs XNNPACK`, 1e-6);
+        expectClose(gemm[i] as Float32Array, cpu[i] as Float32Array, `${what}: gemm vs cpu`, 1e-5);
+      });
+    });
+  }
+
+  it('a product whose inner sizes differ throws as the stock kernels do', async () => {
+    await initBackend('wasm', { threads: 1 });
+    const [a, b] = [tf.ones([2, 5, 4]), tf.ones([2, 5, 3])];
+    expect(() => tf.matMul(a, b)).toThrow(/inner shapes \(4\) and \(5\)/);
+    tf.dispose([a, b]);
+  });
+
+  it('writes only its output: operands and neighbouring tensors are unchanged', async () => {
+    await initBackend('wasm', { threads: 1 });
+    setBatchedMatMulPath('gemm');
+    tf.tidy(() => {
+      const a = tf.randomUniform([3, 13, 11], -1, 1, 'float32', 1);
+      const b = tf.randomUniform([3, 17, 11], -1, 1, 'float32', 2);
+      const guard = tf.fill([1000], 7);
+      const [a0, b0] = [a.dataSync().slice(), b.dataSync().slice()];
+      const out = tf.matMul(a, b, false, true);
+      const later = tf.fill([1000], 3);
+      expect(out.shape).toEqual([3, 13, 17]);
+      expect(Array.from(a.dataSync())).toEqual(Array.from(a0));
+      expect(Array.from(b.dataSync())).toEqual(Array.from(b0));
+      expect(new Set(guard.dataSync())).toEqual(new Set([7]));
+      expect(new Set(later.dataSync())).toEqual(new Set([3]));
+    });
+  });
+});
