@@ -86,6 +86,19 @@ describe('clip commands on an HF CLIP repo', () => {
     }
   });
 
+  it('clip embed --decoder sharp gives HF\'s image embeddings to 1e-4 (Pillow\'s JPEG pixels), and a bad --decoder is refused', async () => {
+    const ref = (await readSafetensors(join(HF, 'io.safetensors'))).tensors.get('image_embeds_normalized');
+    const out = join(dir, 'exact.safetensors');
+    expect(await runCli(['embed', '--checkpoint', HF, '--images', ...IMAGES, '--decoder', 'sharp', '--out', out, '--backend', 'cpu'], captureIO())).toBe(0);
+    const got = (await readSafetensors(out)).tensors.get('embeddings');
+    expect(got?.shape).toEqual(ref?.shape);
+    const diff = Math.max(...Array.from(got?.data ?? [], (v, i) => Math.abs(v - (ref?.data[i] as number))));
+    expect(diff).toBeLessThan(1e-4);
+    const io = captureIO();
+    expect(await runCli(['embed', '--checkpoint', HF, '--images', ...IMAGES, '--decoder', 'pil', '--out', out], io)).not.toBe(0);
+    expect(io.err()).toMatch(/--decoder.*must be one of turbo, sharp/);
+  });
+
   it('clip zeroshot --checkpoint <Hub id> downloads through the Hub client ($HF_ENDPOINT, $HF_HUB_CACHE)', async () => {
     const saved = { endpoint: process.env.HF_ENDPOINT, cache: process.env.HF_HUB_CACHE };
     process.env.HF_ENDPOINT = endpoint;

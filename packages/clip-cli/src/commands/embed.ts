@@ -7,7 +7,7 @@ import { writeSafetensors } from '@clip-ts/core/node';
 import { CLIP, type Embeddings } from '@clip-ts/encoders';
 import type { CliIO } from '../cli.js';
 import { jsonReplacer, progress, writeJson } from '../support/format.js';
-import { THREADS_HELP, backendArg, threadsArg, positiveInt } from '../support/options.js';
+import { DECODER_HELP, THREADS_HELP, backendArg, decoderArg, threadsArg, positiveInt, type DecoderName } from '../support/options.js';
 import { WORKERS_HELP, startInference, withEmbedPool, workersArg } from '../support/inference.js';
 
 export interface EmbedOptions {
@@ -18,6 +18,8 @@ export interface EmbedOptions {
   batchSize?: number;
   backend?: BackendName;
   threads?: number;
+  /** JPEG decoder of the image processor (default 'turbo'). */
+  decoder?: DecoderName;
   /** Replicas that split each batch (EmbedPool); default 'auto'. */
   workers?: WorkersSetting;
 }
@@ -47,7 +49,7 @@ export async function runEmbed(opts: EmbedOptions, io: CliIO): Promise<EmbedResu
   const batchSize = opts.batchSize ?? 32;
   const { info, replicas } = await startInference({ backend: opts.backend, threads: opts.threads, workers: opts.workers, rows: inputs.length, batchSize });
   progress(io, describeBackend(info) + (replicas > 1 ? `, ${replicas} replicas` : ''));
-  const clip = await CLIP.fromPretrained(opts.checkpoint);
+  const clip = await CLIP.fromPretrained(opts.checkpoint, opts.decoder ? { imageProcessor: { decoder: opts.decoder } } : {});
   let emb: Embeddings;
   try {
     progress(io, `embedding ${inputs.length} ${hasImages ? 'image(s)' : 'text(s)'} with ${opts.checkpoint}`);
@@ -85,6 +87,7 @@ export function registerEmbed(program: Command, io: CliIO): void {
     .option('--backend <name>', 'tfjs backend (default: $CLIP_BACKEND or auto)', backendArg)
     .option('--threads <n>', THREADS_HELP, threadsArg)
     .option('--workers <n|auto>', WORKERS_HELP, workersArg)
+    .option('--decoder <name>', DECODER_HELP, decoderArg)
     .option('--json', 'print the result as one JSON object on stdout')
     .action(async (o: EmbedOptions & { json?: boolean }) => {
       const result = await runEmbed(o, io);

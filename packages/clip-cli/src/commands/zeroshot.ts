@@ -6,7 +6,7 @@ import { embedClassificationSet, scoreTemplates, type WorkersSetting, type ZeroS
 import { WORKERS_HELP, startInference, withEmbedPool, workersArg } from '../support/inference.js';
 import { buildClassificationDataset } from '../support/datasets.js';
 import { confusionTable, markdownTable, pct, progress, writeJson } from '../support/format.js';
-import { THREADS_HELP, backendArg, threadsArg, classificationDatasetArg, positiveInt, templateArg, type ClassificationDatasetKind } from '../support/options.js';
+import { DECODER_HELP, THREADS_HELP, backendArg, decoderArg, threadsArg, classificationDatasetArg, positiveInt, templateArg, type ClassificationDatasetKind, type DecoderName } from '../support/options.js';
 
 /** The reference's prompt experiment on CIFAR-10: bare class name, "a photo of a …", "a fuzzy photo of a …". */
 export const REFERENCE_TEMPLATES: readonly string[] = ['{}', 'a photo of a {}.', 'a fuzzy photo of a {}.'];
@@ -20,6 +20,8 @@ export interface ZeroshotOptions {
   batchSize?: number;
   backend?: BackendName;
   threads?: number;
+  /** JPEG decoder of the image processor (default 'turbo'). */
+  decoder?: DecoderName;
   /** Replicas that split each batch of images (EmbedPool); default 'auto'. */
   workers?: WorkersSetting;
 }
@@ -37,7 +39,7 @@ export async function runZeroshot(opts: ZeroshotOptions, io: CliIO): Promise<Zer
   const { info: backend, replicas } = await startInference({ backend: opts.backend, threads: opts.threads, workers: opts.workers, rows: dataset.length, batchSize });
   progress(io, describeBackend(backend) + (replicas > 1 ? `, ${replicas} replicas` : ''));
   const templates = opts.template && opts.template.length > 0 ? opts.template : ['a photo of a {}.'];
-  const ckpt = await CLIP.fromPretrained(opts.checkpoint);
+  const ckpt = await CLIP.fromPretrained(opts.checkpoint, opts.decoder ? { imageProcessor: { decoder: opts.decoder } } : {});
   try {
     progress(io, `embedding ${dataset.length} images of ${dataset.name}/${dataset.split} (${dataset.classNames.length} classes)`);
     let last = 0;
@@ -88,6 +90,7 @@ export function registerZeroshot(program: Command, io: CliIO): void {
     .option('--backend <name>', 'tfjs backend (default: $CLIP_BACKEND or auto)', backendArg)
     .option('--threads <n>', THREADS_HELP, threadsArg)
     .option('--workers <n|auto>', WORKERS_HELP, workersArg)
+    .option('--decoder <name>', DECODER_HELP, decoderArg)
     .option('--json', 'print the result as one JSON object on stdout')
     .action(async (o: ZeroshotOptions & { json?: boolean }) => {
       const result = await runZeroshot(o, io);

@@ -34,6 +34,11 @@ export function threadsArg(value: string): number {
   }
 }
 
+export const DECODERS = ['turbo', 'sharp'] as const;
+export type DecoderName = (typeof DECODERS)[number];
+export const decoderArg = zodArg<DecoderName>('--decoder', z.enum(DECODERS, { message: `must be one of ${DECODERS.join(', ')}` }));
+export const DECODER_HELP = "JPEG decoder: turbo (default; libjpeg-turbo's fast IDCT, within a few grey levels of Pillow) | sharp (Pillow's pixels bit for bit)";
+
 export const THREADS_HELP = 'wasm backend threads (default: $CLIP_WASM_THREADS or every core; 1 = single-threaded)';
 
 /** Collect a repeatable option (`--template a --template b`) into an array. */

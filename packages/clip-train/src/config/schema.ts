@@ -150,6 +150,11 @@ export const DataConfigSchema = z.strictObject({
    * OpenAI CLIP mean/std, bilinear.
    */
   imageProcessor: z.string().min(1).optional(),
+  /**
+   * JPEG decoder: 'turbo' (default) = libjpeg-turbo's fast IDCT, ~4× faster, within a few grey levels of
+   * Pillow; 'sharp' = Pillow's decode bit for bit (PIL + torchvision's exact pixels, as the reference).
+   */
+  imageDecoder: z.enum(['turbo', 'sharp']).default('turbo'),
   /** Training caption per image per epoch: 'random' (the reference) or always the 'first'. */
   captionPick: z.enum(['random', 'first']).default('random'),
   /** Use only the first N images of each split (quick runs). */

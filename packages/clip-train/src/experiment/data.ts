@@ -71,7 +71,7 @@ export async function loadPreprocessing(
   if (isDir === undefined) throw new ConfigError(`data.tokenizer: ${data.tokenizer} does not exist (give a tokenizer.json or a directory holding one)`);
   const file = data.tokenizer;
   const tokenizer = isDir ? await loadTokenizer(file) : await loadTokenizerFiles(file, path.join(path.dirname(file), 'tokenizer_config.json'));
-  const size = { height: data.imageSize ?? 224, width: data.imageSize ?? 224 };
-  const imageProcessor = data.imageProcessor ? await loadImageProcessor(data.imageProcessor, size) : new ClipImageProcessor(size);
+  const options = { height: data.imageSize ?? 224, width: data.imageSize ?? 224, decoder: data.imageDecoder };
+  const imageProcessor = data.imageProcessor ? await loadImageProcessor(data.imageProcessor, options) : new ClipImageProcessor(options);
   return { tokenizer, imageProcessor };
 }

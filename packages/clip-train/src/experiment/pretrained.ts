@@ -45,7 +45,7 @@ export async function saveModelDir(model: CLIPModel, dir: string, assets?: HFCLI
 }
 
 /** The data settings that override a pretrained CLIP's own preprocessing (none: its own files). */
-export type PreprocessingOverrides = Pick<ExperimentConfig['data'], 'tokenizer' | 'imageProcessor' | 'imageSize'>;
+export type PreprocessingOverrides = Partial<Pick<ExperimentConfig['data'], 'tokenizer' | 'imageProcessor' | 'imageSize' | 'imageDecoder'>>;
 
 /** What an HF CLIP checkpoint carries besides weights: the tokenizer files and preprocessor_config.json. */
 export interface HFCLIPAssets {
@@ -89,7 +89,8 @@ export async function pretrainedPreprocessing(
   const tokenizerDir = await tokenizerDirOf(data, repo);
   const tokenizer = hf ? (await loadCLIPTokenizer(tokenizerDir)).tokenizer : await loadTokenizer(tokenizerDir);
   const size = data.imageSize === undefined ? {} : { height: data.imageSize, width: data.imageSize };
-  const imageProcessor = await loadImageProcessor(data.imageProcessor ?? repo, size);
+  const decoder = data.imageDecoder === undefined ? {} : { decoder: data.imageDecoder };
+  const imageProcessor = await loadImageProcessor(data.imageProcessor ?? repo, { ...size, ...decoder });
   return { tokenizer, imageProcessor, tokenizerDir, hf };
 }
 
