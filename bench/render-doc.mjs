@@ -72,33 +72,48 @@ ${matmulTable(profile.matmuls)}
 }
 ## What was done for speed
 
-- Dense layers, LayerNorm and GELU (\`packages/clip-core/src/ops.ts\`) carry hand-written gradients: every
-  backward matrix product is a plain one on an explicitly transposed operand, with the smaller operand
-  second (XNNPACK packs that one on each call); LayerNorm and GELU use their closed-form backward passes.
-- tfjs-backend-wasm sends only plain 2-D products to XNNPACK; batched and transposed products ran a naive
-  loop at ~1.5 GFLOP/s. \`packages/clip-core/src/kernels/wasm.ts\` replaces its BatchMatMul with one
-  XNNPACK product per batch entry on views into the operands' heap memory (transposes made explicit), and
-  its Slice, which copied the whole input out of the heap for every slice.
-- The pure-JS \`cpu\` backend is far slower than wasm (its products are plain JavaScript loops); use it
-  only where wasm cannot load.
+- **Every core.** tfjs' threaded SIMD wasm build runs in Node: \`core/src/platform/threaded-wasm.ts\` gives its
+  Emscripten glue a file for the pthread worker (Node's \`worker_threads\` cannot start a \`blob:\` URL) and
+  \`initBackend({ threads })\` / \`$CLIP_WASM_THREADS\` / \`--threads\` set the pool (default: every core).
+  On top of it, **data-parallel replicas** (\`training.workers\`, default \`'auto'\` = one replica per core when
+  each gets ≥ 16 rows, each replica with cores/replicas wasm threads): every replica embeds its shard, the
+  embeddings are all-gathered through shared memory so the contrastive loss is the exact full-batch one,
+  gradients are summed in replica order (bit-identical everywhere), and every replica applies the same
+  optimizer step. The same replicas embed images and texts for \`clip embed\`, \`clip zeroshot\` and the
+  frozen-tower feature cache (\`EmbedPool\`). On this 2-core machine replicas beat one process with 2 threads
+  (rows above): small products and element-wise kernels do not parallelise inside one kernel call.
+- **Products at the kernel's rate.** Dense layers, LayerNorm and GELU (\`core/src/ops.ts\`) carry hand-written
+  gradients, so every backward product is a plain 2-D one with the smaller operand packed. Batched products
+  (attention) run our own WebAssembly SIMD GEMM (\`core/src/kernels/wasm-gemm.ts\`, 4×8 register tiles,
+  generated with wabt by \`core/scripts/gemm-wasm.mjs\`) directly on the wasm backend's memory: tfjs' path
+  created, packed and ran one XNNPACK operator per batch entry (~0.1 ms of overhead per ~0.2 ms entry).
+  Registered kernels also fill stock wasm's gaps: Conv2DBackpropFilter, a correct MaxPoolGrad, a Slice that
+  does not copy its whole input.
+- **The reference's towers fit.** \`training.microBatch: 'auto'\` splits a batch into exact GradCache-style
+  chunks (the loss still sees the whole batch) when the activations would not fit in wasm's 4 GiB, and turns
+  on gradient checkpointing when even one row would not; \`optim.stateOnHost\` keeps Adam's moments in JS memory.
+- **Image pipeline.** Plain JPEGs decode with libjpeg-turbo into reused buffers, the resize is our bit-exact
+  transcription of Pillow's resampling compiled to WebAssembly SIMD, normalisation is a lookup table, and a
+  worker thread per core writes each image straight into a shared \`[N,3,224,224]\` batch buffer that the
+  loaders recycle once the tensor holds a copy. On this VM a page fault costs ~14 µs, so a fresh 19 MB batch
+  buffer costs ~66 ms (~2 ms per image) against 0.7 ms to refill one: reusing buffers halved the pipeline's
+  CPU time. The only pixel difference from PIL + torchvision is libjpeg-turbo's fast IDCT (at most 4 grey
+  levels on the bench photos, 6 on a quality-95 fixture); \`decoder: 'sharp'\` (\`data.imageDecoder\`,
+  \`--decoder\`) reproduces Pillow's pixels bit for bit at ~2.5× the CPU.
 
 ## What stands in the way of more
 
-- wasm runs single-threaded in Node: tfjs-backend-wasm disables its threaded build there
-  (\`WASM_HAS_MULTITHREAD_SUPPORT\` is false under Node), and forcing it on fails because the pthread
-  worker is created from a \`blob:\` URL, which Node's \`worker_threads\` rejects (\`ERR_WORKER_PATH\`).
-  So one of the two cores stays idle for tfjs while PyTorch uses both (compare the CPU-time figures in
-  the notes). Using it needs either a patched loader (worker script written to a file) or data
-  parallelism over two \`worker_threads\` (each half the batch, gradients averaged).
-- The remaining time is in XNNPACK's single-threaded products, mostly the dense layers' weight
-  gradients (a reduction over all batch·sequence rows) and forward products; the per-call packing of
-  the right-hand operand is why the smaller operand is put there.
-- Image pipeline: the default resize is a JavaScript transcription of Pillow's resampling (so our
-  preprocessing is bit-identical to the reference's torchvision pipeline) and runs on the main thread;
-  decoding runs in libvips on libuv threads. \`resizer: 'sharp'\` moves the resize into libvips as well
-  (within ~5/255 of Pillow when shrinking, misaligned when enlarging). Against PIL + torchvision on one
-  core, neither reaches 2× here: reaching it would take the exact resize in \`worker_threads\` plus
-  DCT-domain JPEG downscaling, which changes pixels relative to the reference.
+- One process with 2 wasm threads: our batched GEMM runs on the calling thread only, so at 2 threads the
+  attention products reach about half of a 2-thread plain product (rows marked 2 threads); replicas, the
+  default where they apply, run each product single-threaded at the full single-thread rate. Splitting the
+  GEMM's batch across the wasm pthreads needs an entry point into tfjs' thread pool that its binary does not export.
+- Where \`'auto'\` keeps one replica: a shard that would need micro-batching (the reference's ViT-base at
+  batch 32 on 4 GiB of wasm), a trained batch-norm tower (each replica would normalise by its own shard's
+  statistics), distillation, and the tfjs-node backend (native TensorFlow threads its own kernels).
+- Two small transposed 2-D products of the projection heads ([32,256]·[256,32] ᵀB, [32,32]·[32,256] ᵀA) stay
+  below 0.8× of a plain product; together they are under 1% of a step's product time.
+- The browser's threaded wasm is not wired up yet: the bundled page ends up with 1 thread even when
+  cross-origin isolated (the bundler's copy of the Emscripten factory loses its script URL).
 `;
 
 await writeFile(output, doc);
