@@ -665,6 +665,7 @@ try {
   const result = await run();
   console.log(JSON.stringify({ ok: true, task, ...result }));
 } catch (err) {
+  console.error(err?.stack ?? err); // the whole trace for whoever reads the task's stderr
   console.log(JSON.stringify({ ok: false, task, error: String(err?.message ?? err).split('\n')[0] }));
   process.exitCode = 1;
 }
