@@ -149,7 +149,8 @@ async function computeWith(o: FeatureCacheOptions, pool: EmbedPool | undefined):
   for await (const batch of loader.batches(0)) {
     let data: Float32Array;
     try {
-      data = await imageFeatures(o.model, pool, batch.pixelValues);
+      const pixels = batch.pixelValues;
+      data = await towerFeatures(pool && (() => pool.imageFeatures(pixels)), () => o.model.imageEncoder.encode(pixels, { training: false }));
     } finally {
       tf.dispose([batch.pixelValues, batch.inputIds, batch.attentionMask]);
     }
@@ -166,7 +167,7 @@ async function computeWith(o: FeatureCacheOptions, pool: EmbedPool | undefined):
       attentionMask: tf.tensor2d(enc.attentionMask, [enc.batchSize, enc.seqLength], 'int32'),
     };
     try {
-      textOut.set(await textFeatures(o.model, pool, input), start * ht);
+      textOut.set(await towerFeatures(pool && (() => pool.textFeatures(input)), () => o.model.textEncoder.encode(input, { training: false })), start * ht);
     } finally {
       tf.dispose([input.inputIds, input.attentionMask]);
     }
@@ -177,21 +178,13 @@ async function computeWith(o: FeatureCacheOptions, pool: EmbedPool | undefined):
   return { images, texts: textOut, offsets };
 }
 
-/** Image-tower features of borrowed pixels: a new array, over the pool when there is one. */
-async function imageFeatures(model: CLIPModel, pool: EmbedPool | undefined, pixels: tf.Tensor4D): Promise<Float32Array> {
-  if (pool) return pool.imageFeatures(pixels);
-  const f = model.imageEncoder.encode(pixels, { training: false });
-  try {
-    return (await f.data()) as Float32Array;
-  } finally {
-    f.dispose();
-  }
-}
-
-/** Text-tower features of borrowed token tensors: a new array, over the pool when there is one. */
-async function textFeatures(model: CLIPModel, pool: EmbedPool | undefined, input: { inputIds: tf.Tensor2D; attentionMask: tf.Tensor2D }): Promise<Float32Array> {
-  if (pool) return pool.textFeatures(input);
-  const f = model.textEncoder.encode(input, { training: false });
+/**
+ * Tower features of borrowed inputs as a NEW array: from the pool when there is one (its request), else
+ * from `encode` on this thread (the tensor it returns is disposed here).
+ */
+async function towerFeatures(fromPool: (() => Promise<Float32Array>) | undefined, encode: () => tf.Tensor): Promise<Float32Array> {
+  if (fromPool) return fromPool();
+  const f = encode();
   try {
     return (await f.data()) as Float32Array;
   } finally {
