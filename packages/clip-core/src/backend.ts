@@ -8,6 +8,7 @@ import '@tensorflow/tfjs-backend-cpu';
 import { platform } from '#platform';
 import { BackendError } from './errors.js';
 import { registerKernels } from './kernels/index.js';
+import { guardWasmHeap } from './kernels/wasm-heap-guard.js';
 import { activateWasm, resolveWasmThreads } from './wasm-threads.js';
 
 /** The names Node accepts (the CLI's, config files' and $CLIP_BACKEND's choices). */
@@ -84,6 +85,7 @@ export async function initBackend(name?: AnyBackendName, options: InitBackendOpt
       const wasmThreads = await activate(candidate, options, threads);
       await tf.ready();
       registerKernels(tf.getBackend());
+      guardWasmHeap(tf.backend());
       const info: BackendInfo = { requested, name: candidate, tfBackend: tf.getBackend(), skipped };
       if (wasmThreads !== undefined) info.threads = wasmThreads;
       return info;

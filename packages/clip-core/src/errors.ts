@@ -13,7 +13,8 @@ export type ClipErrorCode =
   | 'TOKENIZER'
   | 'HUB'
   | 'TRAIN'
-  | 'WRITE';
+  | 'WRITE'
+  | 'MEMORY';
 
 export class ClipError extends Error {
   readonly code: ClipErrorCode;
@@ -84,5 +85,17 @@ export function formatZodIssues(issues: ReadonlyArray<{ path: ReadonlyArray<Prop
 export class WriteError extends ClipError {
   constructor(message: string, options?: { cause?: unknown }) {
     super('WRITE', message, options);
+  }
+}
+
+/**
+ * The backend ran out of memory for a tensor (the wasm heap is at most 4 GB). Thrown where the allocation
+ * failed, with its size and the heap's, so the caller can lower the batch or micro-batch and try again.
+ */
+export class OutOfMemoryError extends ClipError {
+  readonly requestedBytes: number;
+  constructor(message: string, requestedBytes: number, options?: { cause?: unknown }) {
+    super('MEMORY', message, options);
+    this.requestedBytes = requestedBytes;
   }
 }
