@@ -34,6 +34,7 @@ interface WasmModule extends GemmHost {
   tfjs: {
     registerTensor(id: number, size: number, memoryOffset: number): void;
     disposeData(id: number): void;
+    getThreadsCount?(): number;
   };
 }
 
@@ -128,13 +129,18 @@ function makeBatchMatMul(stock: tf.KernelFunc, transpose: tf.KernelFunc): tf.Ker
     const gemm = batchedPath === 'gemm' ? gemmFor(backend.wasm) : null;
     if (gemm && Math.max(batchA, batchB) > 1 && m > 0 && k > 0 && n > 0) {
       const out = backend.makeOutput([...(batchA >= batchB ? outerA : outerB), m, n], 'float32');
-      gemm({
-        a: offsetOf(a), b: offsetOf(b), c: offsetOf(out), batch: Math.max(batchA, batchB), m, k, n,
-        aBatchStride: batchA === 1 ? 0 : m * k, bBatchStride: batchB === 1 ? 0 : k * n,
-        // A transposed is stored [k, m], B transposed [n, k]: the same matrices read with swapped strides.
-        aRowStride: transposeA ? 1 : k, aColStride: transposeA ? m : 1,
-        bRowStride: transposeB ? 1 : n, bColStride: transposeB ? k : 1,
-      });
+      try {
+        gemm({
+          a: offsetOf(a), b: offsetOf(b), c: offsetOf(out), batch: Math.max(batchA, batchB), m, k, n,
+          aBatchStride: batchA === 1 ? 0 : m * k, bBatchStride: batchB === 1 ? 0 : k * n,
+          // A transposed is stored [k, m], B transposed [n, k]: the same matrices read with swapped strides.
+          aRowStride: transposeA ? 1 : k, aColStride: transposeA ? m : 1,
+          bRowStride: transposeB ? 1 : n, bColStride: transposeB ? k : 1,
+        });
+      } catch (err) {
+        backend.disposeData(out.dataId); // a pool thread failed (GemmWorkerError): no half-written output leaks
+        throw err;
+      }
       return out;
     }
 
