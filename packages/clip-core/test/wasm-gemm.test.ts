@@ -167,13 +167,18 @@ describe('wasm batched GEMM on a pool of threads (threaded build, 2 threads, Nod
     const callingBefore = gemmStats.callingThread;
     const calling = products(cases);
     expect(gemmStats.callingThread - callingBefore).toBe(batched.length);
-    setGemmThreading('pool');
+    setGemmThreading('pool-always'); // small shapes too (by default they stay on the calling thread)
     const before = tf.memory().numTensors;
     const pooledBefore = gemmStats.pooled;
     const pooled = products(cases);
     expect(tf.memory().numTensors, 'leaked tensors').toBe(before);
     expect(gemmStats.pooled - pooledBefore, 'products that ran on the pool').toBe(batched.length);
     expect(liveGemmPools()).toEqual([1]); // threads − 1 workers
+    // By default only products worth a dispatch go to the pool: attention's shapes do, a tiny one does not.
+    setGemmThreading('pool');
+    const [pooledNow, callingNow] = [gemmStats.pooled, gemmStats.callingThread];
+    products([FIXED[0] as Case, { a: [3, 7, 5], b: [3, 5, 9], ta: false, tb: false, seed: 1 }]);
+    expect([gemmStats.pooled - pooledNow, gemmStats.callingThread - callingNow]).toEqual([1, 1]);
     cases.forEach((c, i) => {
       const what = JSON.stringify(c);
       expectSameBits(pooled[i] as Float32Array, calling[i] as Float32Array, `${what}: pool vs calling thread`);
@@ -184,7 +189,7 @@ describe('wasm batched GEMM on a pool of threads (threaded build, 2 threads, Nod
   for (const fault of ['throw', 'exit', 'hang'] as const) {
     it(`a worker that ${fault === 'hang' ? 'hangs' : fault === 'throw' ? 'throws' : 'exits'} gives a GemmWorkerError, no leak, and later products run on the calling thread`, async () => {
       await initBackend('wasm', { threads: 2 });
-      setGemmThreading('pool');
+      setGemmThreading('pool-always');
       await closeGemmPool(); // a fresh pool for each fault
       const c = FIXED[0] as Case;
       const [want] = products([c]); // starts the pool
@@ -237,7 +242,7 @@ describe('wasm batched GEMM pool in a child process (built dist)', () => {
       // The module instance the package entry itself loads (the stats are internal, not exported).
       "const { gemmStats } = await import('./packages/clip-core/dist/kernels/wasm-gemm.js');",
       "const info = await initBackend('wasm', { threads: 2 });",
-      'const y = tf.matMul(tf.ones([6, 20, 30]), tf.ones([6, 30, 10])).dataSync();',
+      'const y = tf.matMul(tf.ones([6, 100, 120]), tf.ones([6, 120, 90])).dataSync();',
       'console.log(JSON.stringify({ threads: info.threads, y0: y[0], y1: y[y.length - 1], pooled: gemmStats.pooled }));',
     ].join('\n');
     // A referenced worker would keep the child alive until execFile's timeout kills it, which rejects.
@@ -246,6 +251,6 @@ describe('wasm batched GEMM pool in a child process (built dist)', () => {
       timeout: 120_000,
       env: { ...process.env, CLIP_WASM_THREADS: undefined },
     });
-    expect(JSON.parse(stdout.trim().split('\n').pop() as string)).toEqual({ threads: 2, y0: 30, y1: 30, pooled: 1 });
+    expect(JSON.parse(stdout.trim().split('\n').pop() as string)).toEqual({ threads: 2, y0: 120, y1: 120, pooled: 1 });
   });
 });

@@ -73,10 +73,21 @@ const instances = new WeakMap<GemmHost, Instance | null>();
 /** The one pool alive: tfjs runs one wasm backend at a time, so a pool for another module is stale. */
 let current: Instance | undefined;
 
-let poolEnabled = true;
-/** Tests and the bench: 'calling-thread' keeps every batched product on the calling thread. */
-export function setGemmThreading(mode: 'pool' | 'calling-thread'): void {
-  poolEnabled = mode === 'pool';
+/**
+ * Products below this many FLOPs stay on the calling thread: handing a share to a worker and waking it costs
+ * ~40–50 µs (measured, loaded 2-core machine), the work of ~1.5 MFLOP at 30 GFLOP/s, so splitting smaller
+ * products gains nothing. A training step's batched products are all ≥ 19 MFLOP.
+ */
+const MIN_POOL_FLOP = 4e6;
+
+export type GemmThreading = 'pool' | 'calling-thread' | 'pool-always';
+let threading: GemmThreading = 'pool';
+/**
+ * Tests and the bench: 'calling-thread' keeps every batched product on the calling thread; 'pool-always'
+ * pools small products too (so tests reach the pool with small shapes); 'pool' is the default.
+ */
+export function setGemmThreading(mode: GemmThreading): void {
+  threading = mode;
 }
 
 /** Batched products run so far, on the pool (shares on several threads) and on the calling thread alone. */
@@ -175,7 +186,8 @@ export function gemmFor(host: GemmHost): ((call: GemmCall) => void) | null {
     const { m, k, n, batch } = call;
     const floats = Math.ceil(m / GEMM_MR) * GEMM_MR * k + Math.ceil(n / 8) * 8 * k + GEMM_MR * 8;
     const bytes = floats * 4 + 16;
-    const pool = poolEnabled && batch > 1 ? poolFor(it, (host.wasmMemory ?? host.asm?.memory) as object) : null;
+    const worthIt = threading === 'pool-always' || (threading === 'pool' && 2 * batch * m * k * n >= MIN_POOL_FLOP);
+    const pool = worthIt && batch > 1 ? poolFor(it, (host.wasmMemory ?? host.asm?.memory) as object) : null;
     const shares = pool ? Math.min(batch, pool.workers + 1) : 1;
     // Every block is allocated before any thread starts: malloc may grow (move nothing, but re-map) the heap.
     const scratch = Array.from({ length: shares }, (_, i) => scratchFor(it, i, bytes));
