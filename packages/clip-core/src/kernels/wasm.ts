@@ -79,11 +79,12 @@ function transposeLastTwo(t: tf.TensorInfo, backend: WasmBackend, transpose: tf.
 }
 
 /**
- * Which path batched products take: 'gemm' (ours, on the calling thread; the default wherever it instantiates)
- * or 'xnnpack' (one XNNPACK product per batch entry, on the backend's thread pool). On the threaded build ours
- * still uses one thread, yet measured 4–6× faster than the per-entry path on 2 threads of a loaded 2-core
- * machine (the pool's dispatch per ~5 MFLOP entry stalls when the cores are shared); on a quiet one the
- * per-entry path measured 24–36 GFLOP/s on 2 threads, ours 25–30 on one. Tests and the bench pin a path.
+ * Which path batched products take: 'gemm' (ours; the default wherever it instantiates; on the threaded build
+ * under Node it splits the batch over a pool of its own threads, see wasm-gemm.ts) or 'xnnpack' (one XNNPACK
+ * product per batch entry, on the backend's thread pool). Even on one thread ours measured 4–6× faster than
+ * the per-entry path on 2 threads of a loaded 2-core machine (the pool's dispatch per ~5 MFLOP entry stalls
+ * when the cores are shared); on a quiet one the per-entry path measured 24–36 GFLOP/s on 2 threads, ours
+ * 25–30 on one. Tests and the bench pin a path.
  */
 export type BatchedMatMulPath = 'gemm' | 'xnnpack';
 let batchedPath: BatchedMatMulPath = 'gemm';
