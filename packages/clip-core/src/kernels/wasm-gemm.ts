@@ -146,9 +146,10 @@ function scratchFor(it: Instance, i: number, bytes: number): number {
  */
 function poolFor(it: Instance, memory: object): GemmPool | null {
   if (it.pool !== undefined) return it.pool;
+  // A pool for another module belongs to a disposed backend: its workers would keep that heap alive.
+  if (current && current !== it) void closeGemmPool();
   it.pool = null;
   if (it.threads < 2 || !it.sharedModule || !platform.startGemmPool) return null;
-  if (current && current !== it) void closeGemmPool();
   current = it;
   try {
     it.pool = platform.startGemmPool({ memory, module: it.sharedModule, workers: it.threads - 1 });
