@@ -90,8 +90,11 @@ export function setGemmThreading(mode: GemmThreading): void {
   threading = mode;
 }
 
-/** Batched products run so far, on the pool (shares on several threads) and on the calling thread alone. */
-export const gemmStats = { pooled: 0, callingThread: 0 };
+/**
+ * Batched products run so far: handed to the pool, run on the calling thread alone, and the batch entries the
+ * pool's workers computed (the calling thread claims entries too; a worker that wakes late may get none).
+ */
+export const gemmStats = { pooled: 0, callingThread: 0, workerEntries: 0 };
 
 /**
  * Stop the pool's workers, if any (they never keep the process alive; this is for a clean shutdown). A later
@@ -171,8 +174,9 @@ function share(call: GemmCall, e0: number, e1: number, scratch: number): number[
 
 /**
  * The GEMM bound to `host`'s memory, or null when it cannot run there. Instantiated once per module. On the
- * threaded build under Node, a product's batch entries are split into contiguous ranges over a pool of
- * threads (every entry computed by the same code in the same order, so results do not depend on the split).
+ * threaded build under Node, a product's batch entries are shared out over a pool of threads that claim
+ * chunks of them (every entry computed by the same code in the same order, so results do not depend on who
+ * computed it).
  * Throws GemmWorkerError if a pool thread fails; the pool is gone then and later calls use the calling thread.
  */
 export function gemmFor(host: GemmHost): ((call: GemmCall) => void) | null {
@@ -189,23 +193,27 @@ export function gemmFor(host: GemmHost): ((call: GemmCall) => void) | null {
     const bytes = floats * 4 + 16;
     const worthIt = threading === 'pool-always' || (threading === 'pool' && 2 * batch * m * k * n >= MIN_POOL_FLOP);
     const pool = worthIt && batch > 1 ? poolFor(it, (host.wasmMemory ?? host.asm?.memory) as object) : null;
-    const shares = pool ? Math.min(batch, pool.workers + 1) : 1;
+    const threads = pool ? pool.workers + 1 : 1;
     // Every block is allocated before any thread starts: malloc may grow (move nothing, but re-map) the heap.
-    const scratch = Array.from({ length: shares }, (_, i) => scratchFor(it, i, bytes));
-    const at = (i: number) => Math.floor((i * batch) / shares);
-    const own = () => it.gemm(...share(call, 0, at(1), scratch[0] as number));
-    if (!pool || shares < 2) {
-      own();
+    const scratch = Array.from({ length: threads }, (_, i) => scratchFor(it, i, bytes));
+    const own = (e0: number, e1: number) => it.gemm(...share(call, e0, e1, scratch[0] as number));
+    if (!pool) {
+      own(0, batch);
       gemmStats.callingThread++;
       return;
     }
-    const jobs = Array.from({ length: shares - 1 }, (_, w) => share(call, at(w + 1), at(w + 2), scratch[w + 1] as number));
+    // ~8 claims per thread: a thread that starts late or is descheduled holds up the others by one chunk at
+    // most. A broadcast operand is packed once per claim instead of once per product: k·n (or m·k) copies
+    // against 2·m·k·n FLOPs per entry, small.
+    const chunk = Math.max(1, Math.floor(batch / (8 * threads)));
+    let workerEntries: number;
     try {
-      pool.run(jobs, own);
+      ({ workerEntries } = pool.run({ args: share(call, 0, batch, 0), scratch: scratch.slice(1), chunk }, own));
     } catch (err) {
       if (it.pool === pool) it.pool = null;
       throw err;
     }
+    gemmStats.workerEntries += workerEntries;
     gemmStats.pooled++;
   };
 }

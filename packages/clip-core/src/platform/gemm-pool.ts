@@ -1,7 +1,7 @@
 import { MessageChannel, type MessagePort, Worker, receiveMessageOnPort } from 'node:worker_threads';
 import { GemmWorkerError } from '../errors.js';
-import { FAULT, FIELD, SLOT, STATE, WORKER_URL } from './gemm-worker.js';
-import type { GemmArgs, GemmPool, GemmPoolOptions } from './types.js';
+import { FAULT, FIELD, HEADER, SLOT, STATE, WORKER_URL } from './gemm-worker.js';
+import type { GemmJob, GemmPool, GemmPoolOptions } from './types.js';
 
 /**
  * worker_threads that run shares of a batched GEMM on the wasm backend's shared memory (Node only; reached
@@ -53,7 +53,7 @@ class NodeGemmPool implements GemmPool {
 
   constructor({ memory, module, workers }: GemmPoolOptions) {
     this.workers = workers;
-    this.ctl = new Int32Array(new SharedArrayBuffer(4 * SLOT * workers));
+    this.ctl = new Int32Array(new SharedArrayBuffer(4 * (HEADER.size + SLOT * workers)));
     livePools.add(this);
     try {
       for (let slot = 0; slot < workers; slot++) {
@@ -82,47 +82,67 @@ class NodeGemmPool implements GemmPool {
   }
 
   inject(slot: number, fault: number): void {
-    if (slot < this.workers) Atomics.store(this.ctl, slot * SLOT + FIELD.fault, fault);
+    if (slot < this.workers) Atomics.store(this.ctl, this.at(slot, FIELD.fault), fault);
   }
 
-  run(shares: readonly GemmArgs[], own: () => void): void {
+  /** Index of `field` of worker `slot` in the record. */
+  private at(slot: number, field: number): number {
+    return HEADER.size + slot * SLOT + field;
+  }
+
+  run(job: GemmJob, own: (e0: number, e1: number) => void): { workerEntries: number } {
     if (this.closing) throw new GemmWorkerError('GEMM pool: used after it was closed');
     if (this.exited !== undefined) {
       const why = this.exited;
       void this.close();
       throw new GemmWorkerError(`GEMM pool: ${why}; batched products run on the calling thread from now on`);
     }
-    if (shares.length > this.workers) throw new GemmWorkerError(`GEMM pool: ${shares.length} shares for ${this.workers} workers`);
     const { ctl } = this;
-    shares.forEach((args, slot) => {
-      ctl.set(args, slot * SLOT + FIELD.args);
-      Atomics.store(ctl, slot * SLOT + FIELD.state, STATE.run);
-      Atomics.notify(ctl, slot * SLOT + FIELD.state);
-    });
+    const batch = job.args[4] as number;
+    const { chunk } = job;
+    ctl.set(job.args, HEADER.args);
+    Atomics.store(ctl, HEADER.chunk, chunk);
+    Atomics.store(ctl, HEADER.next, 0);
+    for (let slot = 0; slot < this.workers; slot++) {
+      ctl[this.at(slot, FIELD.scratch)] = job.scratch[slot] as number;
+      ctl[this.at(slot, FIELD.entries)] = 0;
+      Atomics.store(ctl, this.at(slot, FIELD.state), STATE.run);
+      Atomics.notify(ctl, this.at(slot, FIELD.state));
+    }
     const t0 = performance.now();
     let ownError: unknown;
     try {
-      own();
+      for (let e: number; (e = Atomics.add(ctl, HEADER.next, chunk)) < batch; ) own(e, Math.min(e + chunk, batch));
     } catch (err) {
       ownError = err;
+      Atomics.store(ctl, HEADER.next, batch); // nothing more for the workers either
     }
     const ownMs = performance.now() - t0;
-    // Wait for every share even when our own failed: a worker must not still write memory tfjs may reuse.
+    // Wait for every worker that started, even when our own part failed: a worker must not still write memory
+    // tfjs may reuse. One that has not started yet never will (we take its job back), unless a test fault is
+    // pending on it: then it must start, to commit it.
     const deadline = performance.now() + Math.max(minShareTimeoutMs, SHARE_TIMEOUT_FACTOR * ownMs);
-    for (let slot = 0; slot < shares.length; slot++) {
-      const state = this.waitWhile(slot, STATE.run, deadline);
-      if (state !== STATE.done) {
-        const err = this.fail(slot, state, `did not finish its share within ${Math.round(deadline - t0)} ms`);
+    let workerEntries = 0;
+    for (let slot = 0; slot < this.workers; slot++) {
+      const state = this.at(slot, FIELD.state);
+      const faultPending = Atomics.load(ctl, this.at(slot, FIELD.fault)) !== FAULT.none;
+      if (!faultPending && Atomics.compareExchange(ctl, state, STATE.run, STATE.done) === STATE.run) continue;
+      this.waitWhile(slot, STATE.run, deadline);
+      const end = this.waitWhile(slot, STATE.busy, deadline);
+      if (end !== STATE.done) {
+        const err = this.fail(slot, end, `did not finish its share within ${Math.round(deadline - t0)} ms`);
         void this.close();
         throw err;
       }
+      workerEntries += ctl[this.at(slot, FIELD.entries)] as number;
     }
     if (ownError !== undefined) throw ownError;
+    return { workerEntries };
   }
 
   /** Block while slot's state is `state`, until `deadline`; returns the state then. */
   private waitWhile(slot: number, state: number, deadline: number): number {
-    const at = slot * SLOT + FIELD.state;
+    const at = this.at(slot, FIELD.state);
     let now: number;
     while (Atomics.load(this.ctl, at) === state && (now = performance.now()) < deadline) {
       Atomics.wait(this.ctl, at, state, deadline - now);
@@ -144,8 +164,8 @@ class NodeGemmPool implements GemmPool {
     this.closing ??= (async () => {
       livePools.delete(this);
       for (let slot = 0; slot < this.workers; slot++) {
-        Atomics.store(this.ctl, slot * SLOT + FIELD.state, STATE.quit);
-        Atomics.notify(this.ctl, slot * SLOT + FIELD.state);
+        Atomics.store(this.ctl, this.at(slot, FIELD.state), STATE.quit);
+        Atomics.notify(this.ctl, this.at(slot, FIELD.state));
       }
       // terminate() also stops a worker stuck in a share (a hang); one parked in Atomics.wait has left already.
       await Promise.all(this.threads.map((w) => w.terminate()));

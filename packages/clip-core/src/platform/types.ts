@@ -31,6 +31,16 @@ export interface Platform {
 /** The 14 arguments of the GEMM module's `gemm` export, in order (kernels/wasm-gemm.ts, scripts/gemm-wasm.mjs). */
 export type GemmArgs = readonly number[];
 
+/** A batched product for the pool: the whole batch's arguments, claimed `chunk` entries at a time. */
+export interface GemmJob {
+  /** `gemm`'s arguments for the whole batch; the scratch argument is replaced by each thread's own. */
+  readonly args: GemmArgs;
+  /** A 16-byte aligned scratch block per worker, each large enough for one entry. */
+  readonly scratch: readonly number[];
+  /** Entries per claim: small enough that a late or slow thread leaves little for the others to wait on. */
+  readonly chunk: number;
+}
+
 export interface GemmPoolOptions {
   /** The backend's shared WebAssembly.Memory (typed loosely: Node's lib declares no WebAssembly API). */
   readonly memory: object;
@@ -44,11 +54,13 @@ export interface GemmPoolOptions {
 export interface GemmPool {
   readonly workers: number;
   /**
-   * Run `shares[i]` on worker i while `own` runs on the calling thread; returns once all are done. Throws a
-   * GemmWorkerError (within a bounded wait, never a hang) when a worker fails, has died or does not finish;
-   * the pool is closed then.
+   * Run `job`: the calling thread (through `own(e0, e1)`, entries e0 ≤ e < e1) and the workers claim chunks of
+   * entries from a shared counter until none are left, so a worker that wakes late just takes fewer. Returns
+   * once every claimed chunk is done, with how many entries the workers computed. Throws a GemmWorkerError
+   * (within a bounded wait, never a hang) when a worker fails, has died or does not finish; the pool is
+   * closed then.
    */
-  run(shares: readonly GemmArgs[], own: () => void): void;
+  run(job: GemmJob, own: (e0: number, e1: number) => void): { workerEntries: number };
   /** Stop the workers (idempotent); resolves once they have exited. */
   close(): Promise<void>;
 }
