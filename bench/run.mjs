@@ -205,13 +205,13 @@ if (want('matmuls')) {
     const small = r.products.filter((p) => p.oursMs * p.callsPerStep < 0.01 * total);
     for (const p of r.products.filter((x) => !small.includes(x))) {
       const xnn = p.gflops.xnnpack === undefined ? '' : `; the per-entry XNNPACK path it replaced (${on}): ${p.gflops.xnnpack.toFixed(1)} GFLOP/s (${(p.gflops.xnnpack / p.gflops.square).toFixed(2)}×)`;
-      // Ours is one thread (a batched GEMM on the calling thread): with more, the square product uses them all.
-      const why = threads > 1 && p.gflops.xnnpack !== undefined && p.vsSquare < 0.8 ? '; ours runs batched products on 1 thread, the square product on all' : '';
+      // With threads, ours splits a batched product over a pool of threads; its calling-thread rate is the breakdown.
+      const pool = p.gflops.callingThread === undefined ? '' : `; ours ${p.pooled ? `on ${threads} threads (pool)` : 'NOT on the pool'}, on the calling thread alone ${p.gflops.callingThread.toFixed(1)} GFLOP/s (${(p.gflops.callingThread / p.gflops.square).toFixed(2)}×)`;
       rows.push({
         id: `matmul ${p.product}${tag}`, name: `matMul ${p.product} (×${p.callsPerStep}/step), ${on} — ours vs plain square matMul, same FLOPs`,
         unit: 'GFLOP/s', ours: p.gflops.ours, reference: p.gflops.square, ratio: p.vsSquare,
         target: '≥ 0.8×', met: p.vsSquare >= 0.8,
-        note: `${p.oursMs.toFixed(1)} ms/call, median of ${p.reps} alternating reps (square product's interquartile spread ${(100 * p.squareSpread).toFixed(0)}%); same product with batch folded into rows, no transposes: ${p.gflops.folded.toFixed(1)} GFLOP/s (ours ${p.vsFolded.toFixed(2)}×)${xnn}${why}`,
+        note: `${p.oursMs.toFixed(1)} ms/call, median of ${p.reps} alternating reps (square product's interquartile spread ${(100 * p.squareSpread).toFixed(0)}%); same product with batch folded into rows, no transposes: ${p.gflops.folded.toFixed(1)} GFLOP/s (ours ${p.vsFolded.toFixed(2)}×)${xnn}${pool}`,
       });
     }
     if (small.length) {

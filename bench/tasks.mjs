@@ -396,6 +396,7 @@ const tasks = {
     const { info, step } = await trainingStep();
     // Internal switch, not public API: the built module the package entry itself loads (same instance).
     const { setBatchedMatMulPath } = await import('../packages/clip-core/dist/kernels/wasm.js').catch(() => ({}));
+    const { setGemmThreading, gemmStats } = await import('../packages/clip-core/dist/kernels/wasm-gemm.js').catch(() => ({}));
     const batch = makeBatch(batchSize);
     const name = 'BatchMatMul';
     const stock = tf.getKernel(name, info.tfBackend);
@@ -438,16 +439,28 @@ const tasks = {
       if (outer > 1 && setBatchedMatMulPath && info.tfBackend === 'wasm') {
         operands.xnnpack = operands.ours;
         times.xnnpack = [];
+        // With threads, ours splits the batch over a pool of threads; the same GEMM on the calling thread
+        // alone is the breakdown (per-thread rate) for a shape below target.
+        if (info.threads > 1 && setGemmThreading) {
+          operands.callingThread = operands.ours;
+          times.callingThread = [];
+        }
       }
       const once = (which) => {
         const [x, y, ta, tb] = operands[which];
         if (which === 'xnnpack') setBatchedMatMulPath('xnnpack');
+        if (which === 'callingThread') setGemmThreading('calling-thread');
         const t0 = performance.now();
         tf.matMul(x, y, ta, tb).dispose();
         const ms = performance.now() - t0;
         if (which === 'xnnpack') setBatchedMatMulPath('gemm');
+        if (which === 'callingThread') setGemmThreading('pool');
         return ms;
       };
+      const pooledBefore = gemmStats?.pooled ?? 0;
+      once('ours');
+      // Whether ours ran on the pool (a counter, not a timing).
+      const pooled = (gemmStats?.pooled ?? 0) > pooledBefore;
       for (const which of Object.keys(times)) once(which); // warm-up
       const r = Math.max(reps, 5);
       for (let i = 0; i < r; i++) for (const which of Object.keys(times)) times[which].push(once(which));
@@ -455,6 +468,7 @@ const tasks = {
       const rate = (which, f) => f / median(times[which]) / 1e6;
       const gflops = { ours: rate('ours', flop), folded: rate('folded', flop), square: rate('square', 2 * side ** 3) };
       if (times.xnnpack) gflops.xnnpack = rate('xnnpack', flop);
+      if (times.callingThread) gflops.callingThread = rate('callingThread', flop);
       // Noise: the spread of the square product's reps (interquartile range / median).
       const sq = [...times.square].sort((x, y) => x - y);
       const spread = (sq[Math.floor(0.75 * (sq.length - 1))] - sq[Math.floor(0.25 * (sq.length - 1))]) / median(times.square);
@@ -462,7 +476,7 @@ const tasks = {
         product: `${e.a.length > 2 ? `[${e.a.slice(0, -2)}]× ` : ''}[${m},${k}]·[${k},${n}]${e.transposeA ? ' ᵀA' : ''}${e.transposeB ? ' ᵀB' : ''}`,
         a: e.a, b: e.b, transposeA: e.transposeA, transposeB: e.transposeB, callsPerStep: e.calls, gflop: flop / 1e9,
         oursMs: median(times.ours), gflops, vsSquare: gflops.ours / gflops.square, vsFolded: gflops.ours / gflops.folded,
-        reps: r, squareSpread: spread,
+        reps: r, squareSpread: spread, pooled,
       });
     }
     products.sort((x, y) => y.oursMs * y.callsPerStep - x.oursMs * x.callsPerStep);

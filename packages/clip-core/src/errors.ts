@@ -53,6 +53,12 @@ export class BackendError extends ClipError {
   }
 }
 
+/**
+ * A thread of the batched-GEMM pool (wasm backend, Node) failed, died or did not finish in time. The product
+ * that met it throws this; later products run on the calling thread.
+ */
+export class GemmWorkerError extends BackendError {}
+
 /** A tensor has the wrong rank, shape or dtype for the operation. */
 export class ShapeError extends ClipError {
   constructor(message: string, options?: { cause?: unknown }) {

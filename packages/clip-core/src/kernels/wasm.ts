@@ -34,6 +34,7 @@ interface WasmModule extends GemmHost {
   tfjs: {
     registerTensor(id: number, size: number, memoryOffset: number): void;
     disposeData(id: number): void;
+    getThreadsCount?(): number;
   };
 }
 
@@ -78,11 +79,12 @@ function transposeLastTwo(t: tf.TensorInfo, backend: WasmBackend, transpose: tf.
 }
 
 /**
- * Which path batched products take: 'gemm' (ours, on the calling thread; the default wherever it instantiates)
- * or 'xnnpack' (one XNNPACK product per batch entry, on the backend's thread pool). On the threaded build ours
- * still uses one thread, yet measured 4–6× faster than the per-entry path on 2 threads of a loaded 2-core
- * machine (the pool's dispatch per ~5 MFLOP entry stalls when the cores are shared); on a quiet one the
- * per-entry path measured 24–36 GFLOP/s on 2 threads, ours 25–30 on one. Tests and the bench pin a path.
+ * Which path batched products take: 'gemm' (ours; the default wherever it instantiates; on the threaded build
+ * under Node it splits the batch over a pool of its own threads, see wasm-gemm.ts) or 'xnnpack' (one XNNPACK
+ * product per batch entry, on the backend's thread pool). Even on one thread ours measured 4–6× faster than
+ * the per-entry path on 2 threads of a loaded 2-core machine (the pool's dispatch per ~5 MFLOP entry stalls
+ * when the cores are shared); on a quiet one the per-entry path measured 24–36 GFLOP/s on 2 threads, ours
+ * 25–30 on one. Tests and the bench pin a path.
  */
 export type BatchedMatMulPath = 'gemm' | 'xnnpack';
 let batchedPath: BatchedMatMulPath = 'gemm';
@@ -128,13 +130,18 @@ function makeBatchMatMul(stock: tf.KernelFunc, transpose: tf.KernelFunc): tf.Ker
     const gemm = batchedPath === 'gemm' ? gemmFor(backend.wasm) : null;
     if (gemm && Math.max(batchA, batchB) > 1 && m > 0 && k > 0 && n > 0) {
       const out = backend.makeOutput([...(batchA >= batchB ? outerA : outerB), m, n], 'float32');
-      gemm({
-        a: offsetOf(a), b: offsetOf(b), c: offsetOf(out), batch: Math.max(batchA, batchB), m, k, n,
-        aBatchStride: batchA === 1 ? 0 : m * k, bBatchStride: batchB === 1 ? 0 : k * n,
-        // A transposed is stored [k, m], B transposed [n, k]: the same matrices read with swapped strides.
-        aRowStride: transposeA ? 1 : k, aColStride: transposeA ? m : 1,
-        bRowStride: transposeB ? 1 : n, bColStride: transposeB ? k : 1,
-      });
+      try {
+        gemm({
+          a: offsetOf(a), b: offsetOf(b), c: offsetOf(out), batch: Math.max(batchA, batchB), m, k, n,
+          aBatchStride: batchA === 1 ? 0 : m * k, bBatchStride: batchB === 1 ? 0 : k * n,
+          // A transposed is stored [k, m], B transposed [n, k]: the same matrices read with swapped strides.
+          aRowStride: transposeA ? 1 : k, aColStride: transposeA ? m : 1,
+          bRowStride: transposeB ? 1 : n, bColStride: transposeB ? k : 1,
+        });
+      } catch (err) {
+        backend.disposeData(out.dataId); // a pool thread failed (GemmWorkerError): no half-written output leaks
+        throw err;
+      }
       return out;
     }
 

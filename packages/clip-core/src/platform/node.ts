@@ -3,6 +3,7 @@ import { availableParallelism } from 'node:os';
 import * as tf from '@tensorflow/tfjs-core';
 import { BackendError } from '../errors.js';
 import type { Platform } from './types.js';
+import { startGemmPool } from './gemm-pool.js';
 import { startThreadedWasm } from './threaded-wasm.js';
 
 /** Node: the optional tfjs-node(-gpu) packages and $CLIP_BACKEND. Never part of a browser bundle. */
@@ -58,4 +59,5 @@ export const platform: Platform = {
   },
   defaultThreads: () => availableParallelism(),
   startThreadedWasm,
+  startGemmPool,
 };
