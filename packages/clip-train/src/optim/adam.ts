@@ -59,8 +59,8 @@ export class AdamOptimizer extends GroupedOptimizer {
         const slotM = slot.get('exp_avg') as tf.Variable;
         const slotV = slot.get('exp_avg_sq') as tf.Variable;
         const wd = p.decay ? group.weightDecay : 0;
-        // The tensor path below holds ~13 weight-sized intermediates at once (measured: micro-batch-auto.ts,
-        // OPTIMIZER_TRANSIENT_FACTOR); the fused update none. It refuses (false) a weight or moment whose
+        // The tensor path below holds 13–15 weight-sized intermediates at once (measured: micro-batch-auto.ts,
+        // UPDATE_TENSORS); the fused update none. It refuses (false) a weight or moment whose
         // storage another tensor shares, e.g. an EMA shadow made from the weight: the tensor path then gives
         // the variable new storage and the sharer keeps its values.
         const coefficients: AdamCoefficients = {
