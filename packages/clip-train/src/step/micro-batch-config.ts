@@ -54,16 +54,13 @@ export function autoMicroBatch(model: CLIPModel, frozen: { vision: boolean; text
   const batch = o.batchSize;
   const shapes: Array<TowerShape | undefined> = [];
   const trained: Array<'vision' | 'text'> = [];
-  const towerBytes: number[] = [];
   if (!frozen.vision) {
     shapes.push(transformerShape(model.imageEncoder.getConfig(), 'image', o.maxLength));
     trained.push('vision');
-    towerBytes.push(bytesOf(model.imageEncoder.trainableVariables()));
   }
   if (!frozen.text) {
     shapes.push(transformerShape(model.textEncoder.getConfig(), 'text', o.maxLength));
     trained.push('text');
-    towerBytes.push(bytesOf(model.textEncoder.trainableVariables()));
   }
   const trainable = model.trainableVariables();
   const largest = Math.max(0, ...trainable.map((v) => 4 * v.size));
@@ -73,7 +70,11 @@ export function autoMicroBatch(model: CLIPModel, frozen: { vision: boolean; text
     trainableBytes: bytesOf(trainable),
     // Adam's moments kept on the host (optim.stateOnHost) take nothing from the backend's memory.
     optimizerSlots: o.optim.name === 'sgd' ? ((o.optim.momentum ?? 0) > 0 ? 1 : 0) : o.optim.stateOnHost === true ? 0 : 2,
-    chunkGradientBytes: Math.max(0, ...towerBytes),
+    // One chunk's gradients are one tower's weights (ViT-base: 327 MiB), but counting only those planned 7-row
+    // chunks for ViT-base/16 + DistilBERT-base with Adam on wasm, and the second step ran out of the 4 GB heap
+    // (abort in registerTensor, 2026-11-30): the estimate misses ~0.5 GB there. Every trained weight (608 MB)
+    // is counted instead, which plans 5 rows.
+    chunkGradientBytes: bytesOf(trainable),
     updateBytes: optimizerUpdateBytes(o.optim, o.backend, largest),
     ...(o.capacity !== undefined ? { capacity: o.capacity } : {}),
   };
