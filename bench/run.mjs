@@ -366,15 +366,15 @@ if (want('frozen')) {
 
 if (opt.big && want('big')) {
   log('reference towers: one ViT-base/16 + DistilBERT-base training step, batch 32, wasm, micro-batch auto');
-  // Two steps, both timed: the first also creates Adam's moments, so only the second shows the steady-state heap.
-  const r = await node('big-train', ['--backend', 'wasm', '--reps', '2', '--warmup', '0', '--budget', '1e6'], 7200);
+  // Three steps, all timed: the first also creates Adam's moments; stepS is the median of the later ones.
+  const r = await node('big-train', ['--backend', 'wasm'], 7200);
   raw.bigTrain = r;
   rows.push({
     id: 'big-train', name: 'train step, ViT-base/16 + DistilBERT-base (152 M params), batch 32 — wasm', unit: 's/step',
     ours: r.ok ? r.stepS : null, reference: null, target: 'completes', met: r.ok, unavailable: why(r),
     note: r.ok
-      ? `exact micro-batched step, ${r.microBatch} rows per tower pass (${r.auto}); median of ${r.reps} steps, no warm-up ` +
-        `(${r.timesMs.map((t) => Math.round(t / 1000)).join(' s, ')} s); wasm heap after each step ${r.heapAfterStepMiB.join(', ')} MiB, ` +
+      ? `exact micro-batched step, ${r.microBatch} rows per tower pass (${r.auto}); median of steps 2–${r.steps} ` +
+        `(${r.stepTimesS.join(' s, ')} s); wasm heap after each step ${r.heapAfterStepMiB.join(', ')} MiB, ` +
         `peak RSS ${r.peakRssMiB} MiB; optimizer ${r.optimizer}`
       : undefined,
   });

@@ -218,46 +218,55 @@ function wasmHeapBytes() {
 const mib = (bytes) => (bytes === undefined ? undefined : Math.round(bytes / 2 ** 20));
 
 const tasks = {
-  /** One training step of ViT-base/16 + DistilBERT-base at --batch (32), micro-batch auto (or --micro N). */
+  /**
+   * Training steps of ViT-base/16 + DistilBERT-base at --batch (32), micro-batch and checkpointing as the library's
+   * `microBatch: auto` plans them (autoMicroBatch; --micro N / --checkpointing on|off override). --reps steps
+   * (default 3 here); stepS is the median of the steps after the first (which also allocates Adam's moments).
+   */
   async 'big-train'() {
     const { core, info } = await setup();
     const train = await import('@clip-ts/train');
     const model = core.CLIPModel.fromConfig(BIG, { seed: 0 });
     const vars = model.trainableVariables();
-    const bytes = (vs) => 4 * vs.reduce((a, v) => a + v.size, 0);
-    const shapes = ['image', 'text'].map((kind) => train.transformerShape(kind === 'image' ? BIG.vision_config : BIG.text_config, kind, SEQ));
-    const budget = {
-      backend: info.name, weightBytes: bytes(model.namedVariables().map((nv) => nv.variable)), trainableBytes: bytes(vars), optimizerSlots: opt['adam-state'] === 'host' ? 0 : 2,
-    };
-    // As training.microBatch 'auto' does: gradient checkpointing when even 1 plain row would not fit (--checkpointing on|off forces it).
-    let auto = train.chooseMicroBatch(batchSize, shapes.map((s) => train.activationBytesPerRow(s)), budget);
-    const checkpointing = opt.checkpointing ? opt.checkpointing === 'on' : (auto.overBudget ?? false) && typeof train.checkpointedActivationBytesPerRow === 'function';
-    if (checkpointing) {
-      auto = train.chooseMicroBatch(batchSize, shapes.map((s) => train.checkpointedActivationBytesPerRow(s)), budget);
-      train.setGradientCheckpointing(model, ['vision', 'text'], true);
-    }
+    const host = opt['adam-state'] === 'host';
+    const auto = train.autoMicroBatch(model, { vision: false, text: false }, {
+      batchSize, maxLength: SEQ, backend: info.tfBackend, optim: { name: 'adam', stateOnHost: host },
+      gradientCheckpointing: opt.checkpointing ? opt.checkpointing === 'on' : undefined,
+    });
+    const checkpointing = auto.gradientCheckpointing ?? false;
+    train.setGradientCheckpointing(model, ['vision', 'text'], checkpointing);
     const micro = opt.micro ? Number(opt.micro) : auto.microBatch;
     const optimizer = await makeOptimizer(model);
     const spec = train.clipChunkedSpec(model, { vision: false, text: false }, 'diagonal');
     const batch = { ...makeBatch(batchSize), indices: [...Array(batchSize).keys()], captions: [...Array(batchSize).keys()].map(String) };
     const heapStart = wasmHeapBytes();
     const heapAfterStepMiB = [];
-    let loss;
-    const t = await timed(async () => {
+    const losses = [];
+    const steps = process.argv.includes('--reps') ? reps : 3;
+    const wall = [];
+    const cpu = [];
+    for (let i = 0; i < steps; i++) {
+      const t0 = performance.now();
+      const c0 = cpuMs();
       const { value, grads } = micro < batchSize
         ? train.chunkedLossAndGrads(spec, batch, vars, micro)
         : tf.variableGrads(() => model.loss(batch, { training: true }), vars);
       optimizer.apply(grads);
       tf.dispose(Object.values(grads));
-      loss = (await value.data())[0];
+      const loss = (await value.data())[0];
       value.dispose();
       if (!Number.isFinite(loss)) throw new Error(`loss is ${loss}`);
-      // The first step also allocates Adam's moments (2 × 608 MB): the second one is the steady state.
+      wall.push(performance.now() - t0);
+      cpu.push(cpuMs() - c0);
+      losses.push(loss);
       heapAfterStepMiB.push(mib(wasmHeapBytes()));
-    });
+      process.stderr.write(`big-train: step ${i + 1}/${steps} ${(wall[i] / 1000).toFixed(1)} s, loss ${loss.toFixed(4)}, heap ${heapAfterStepMiB[i]} MiB\n`);
+    }
+    const steady = wall.length > 1 ? wall.slice(1) : wall;
     return {
-      backend: info.tfBackend, batch: batchSize, microBatch: micro, gradientCheckpointing: checkpointing, auto: auto.reason, optimizer: optimizer.name,
-      params: vars.reduce((a, v) => a + v.size, 0), loss, stepS: t.ms / 1000, ...t,
+      backend: info.tfBackend, threads: info.threads, batch: batchSize, microBatch: micro, gradientCheckpointing: checkpointing, auto: auto.reason, optimizer: optimizer.name,
+      params: vars.reduce((a, v) => a + v.size, 0), losses, steps: wall.length, stepS: median(steady) / 1000,
+      stepTimesS: wall.map((t) => Math.round(t / 100) / 10), stepCpuS: cpu.map((t) => Math.round(t / 100) / 10),
       heapStartMiB: mib(heapStart), heapAfterStepMiB, peakHeapMiB: mib(wasmHeapBytes()), peakRssMiB: Math.round(process.resourceUsage().maxRSS / 1024),
     };
   },

@@ -5,7 +5,7 @@ import type { CaptionBatch } from '@clip-ts/data';
 import { parseExperimentConfig } from '../src/config/load.js';
 import type { ExperimentConfigInput } from '../src/config/schema.js';
 import { buildModel, clipModelTask } from '../src/experiment/model.js';
-import { chunkBounds, chunkedLossAndGrads, type ChunkedStepSpec } from '../src/step/chunked-step.js';
+import { addInto, chunkBounds, chunkedLossAndGrads, type ChunkedStepSpec } from '../src/step/chunked-step.js';
 import { clipChunkedSpec } from '../src/step/clip-step.js';
 import { findRngs } from '../src/trainer/rng-state.js';
 import { tinyConfig } from './helpers/tiny-config.js';
@@ -180,6 +180,32 @@ describe.each(['cpu', 'wasm'] as const)('chunked CLIP step on %s', (backend) => 
     for (let i = 0; i < 3; i++) step();
     expect(tf.memory().numTensors).toBe(start);
     model.dispose();
+  });
+});
+
+describe.each(['cpu', 'wasm'] as const)('addInto on %s', (backend) => {
+  it('sums in place with no extra tensor (the bits of tf.add); a sum another tensor shares is replaced, the sharer keeps its value', async () => {
+    await initBackend(backend);
+    const a = tf.randomNormal([1001], 0, 1, 'float32', 1);
+    const b = tf.randomNormal([7], 0, 1, 'float32', 2);
+    const want = tf.tidy(() => [tf.add(a, tf.randomNormal([1001], 0, 1, 'float32', 3)), tf.add(b, tf.randomNormal([7], 0, 1, 'float32', 4))]);
+    const shared = tf.reshape(b, [7, 1]);
+    const bBefore = Array.from(b.dataSync());
+    const before = tf.memory().numTensors;
+    const profile = await tf.profile(() => {
+      const sums = addInto({ a, b }, { a: tf.randomNormal([1001], 0, 1, 'float32', 3), b: tf.randomNormal([7], 0, 1, 'float32', 4), c: tf.ones([2]) });
+      expect(sums.a).toBe(a);
+      expect(sums.b).not.toBe(b);
+      expect(Array.from(sums.a!.dataSync())).toEqual(Array.from(want[0]!.dataSync()));
+      expect(Array.from(sums.b!.dataSync())).toEqual(Array.from(want[1]!.dataSync()));
+      tf.dispose(Object.values(sums));
+    });
+    // Only the inputs' random draws, the ones and the shared sum's tf.add ran.
+    expect(profile.kernels.filter((k) => k.name === 'Add')).toHaveLength(1);
+    expect(tf.memory().numTensors).toBe(before - 2);
+    expect(shared.isDisposed).toBe(false);
+    expect(Array.from(shared.dataSync())).toEqual(bBefore);
+    tf.dispose([shared, ...want]);
   });
 });
 

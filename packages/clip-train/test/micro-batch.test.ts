@@ -9,10 +9,13 @@ import {
   activationBytesPerRow,
   checkpointedActivationBytesPerRow,
   chooseMicroBatch,
+  optimizerUpdateBytes,
   transformerShape,
+  UPDATE_TENSORS,
   WASM_HEAP_BYTES,
 } from '../src/step/micro-batch-auto.js';
-import { resolveMicroBatch } from '../src/step/micro-batch-config.js';
+import { autoMicroBatch, CHECKPOINT_ROW_GAIN, resolveMicroBatch } from '../src/step/micro-batch-config.js';
+import { AdamOptimizer } from '../src/optim/index.js';
 import { setGradientCheckpointing } from '../src/step/checkpointing.js';
 import { CLIPModel } from '@clip-ts/core';
 import { tinyConfig } from './helpers/tiny-config.js';
@@ -24,6 +27,25 @@ const quiet = { stdout: () => {}, stderr: () => {} };
 // The reference's towers, from their HF configs.
 const VIT_BASE = { model_type: 'vit', hidden_size: 768, num_hidden_layers: 12, num_attention_heads: 12, intermediate_size: 3072, image_size: 224, patch_size: 16 };
 const DISTILBERT_BASE = { model_type: 'distilbert', dim: 768, n_layers: 6, n_heads: 12, hidden_dim: 3072 };
+
+/**
+ * Only what autoMicroBatch reads of a model, sized as ViT-base/16 + DistilBERT-base (bench/tasks.mjs BIG): the
+ * tower configs, each tower's weights (86.4 M, 66.4 M; DistilBERT's largest is the 30522×768 embedding) and
+ * the heads (2 × 768·256).
+ */
+function fakeBaseModel(): CLIPModel {
+  const vision = [{ size: 85.8e6 - 768 * 3072 }, { size: 768 * 3072 }];
+  const text = [{ size: 66.4e6 - 30522 * 768 }, { size: 30522 * 768 }];
+  const heads = [{ size: 768 * 256 }, { size: 768 * 256 }];
+  const tower = (config: object, vars: Array<{ size: number }>) => ({ getConfig: () => config, gradientCheckpointing: false, trainableVariables: () => vars });
+  const all = [...vision, ...text, ...heads];
+  return {
+    imageEncoder: tower(VIT_BASE, vision),
+    textEncoder: tower({ ...DISTILBERT_BASE, model_type: 'distilbert' }, text),
+    trainableVariables: () => all,
+    namedVariables: () => all.map((variable) => ({ variable })),
+  } as unknown as CLIPModel;
+}
 
 describe("training.microBatch: 'auto'", () => {
   it('reads the tower shapes from ViT and DistilBERT configs; a config without them is unknown', () => {
@@ -82,15 +104,7 @@ describe("training.microBatch: 'auto'", () => {
   });
 
   it("turns gradient checkpointing on for the reference's towers on wasm, when the config leaves it unset", () => {
-    // Only what resolveMicroBatch reads of a model: the tower configs and the weights' sizes (152 M, as the real pair).
-    const tower = (config: object) => ({ getConfig: () => config, gradientCheckpointing: false });
-    const weights = [{ size: 152e6 }];
-    const model = {
-      imageEncoder: tower(VIT_BASE),
-      textEncoder: tower({ ...DISTILBERT_BASE, model_type: 'distilbert' }),
-      trainableVariables: () => weights,
-      namedVariables: () => weights.map((variable) => ({ variable })),
-    } as unknown as CLIPModel;
+    const model = fakeBaseModel();
     const config = (training: object) => parseExperimentConfig(tinyConfig('x', { training, data: { ...tinyConfig('x').data, batchSize: 32, maxLength: 40 } }));
     const both = { vision: false, text: false };
     const auto = resolveMicroBatch(config({}), model, both, 'wasm');
@@ -103,17 +117,94 @@ describe("training.microBatch: 'auto'", () => {
     expect(off).toMatchObject({ microBatch: 1, overBudget: true, gradientCheckpointing: false });
     // With the text tower frozen DistilBERT-base alone fits without it.
     expect(resolveMicroBatch(config({}), model, { vision: true, text: false }, 'wasm').gradientCheckpointing).toBe(false);
-    // Adam's moments on the host leave 1.2 GB more of the heap: a plain row fits, no recomputation needed.
+    // Adam's moments on the host leave 1.2 GB more of the heap: a plain row fits, but only 1, and checkpointing
+    // fits several times more, so auto recomputes rather than running 32 one-row chunks.
     const host = (training: object) => parseExperimentConfig(tinyConfig('x', { training, optim: { lr: 1e-4, stateOnHost: true }, data: { ...tinyConfig('x').data, batchSize: 32, maxLength: 40 } }));
+    const plainOnHost = resolveMicroBatch(host({ gradientCheckpointing: false }), model, both, 'wasm');
+    expect(plainOnHost).toMatchObject({ microBatch: 1, gradientCheckpointing: false });
+    expect(plainOnHost.overBudget).toBeUndefined();
     const onHost = resolveMicroBatch(host({}), model, both, 'wasm');
-    expect(onHost.overBudget).toBeUndefined();
-    expect(onHost.gradientCheckpointing).toBe(false);
-    // With checkpointing as well, the chunk grows.
-    expect(resolveMicroBatch(host({ gradientCheckpointing: true }), model, both, 'wasm').microBatch).toBeGreaterThan(auto.microBatch);
+    expect(onHost.gradientCheckpointing).toBe(true);
+    expect(onHost.microBatch).toBeGreaterThanOrEqual(CHECKPOINT_ROW_GAIN);
+    expect(onHost.reason).toMatch(new RegExp(`gradient checkpointing \\(auto: ${onHost.microBatch} rows per chunk instead of 1\\)`));
+    expect(onHost.microBatch).toBeGreaterThan(auto.microBatch);
     // Forced on, the chunk is estimated for checkpointed towers.
     const on = resolveMicroBatch(config({ gradientCheckpointing: true }), model, { vision: true, text: false }, 'wasm');
     expect(on.gradientCheckpointing).toBe(true);
     expect(on.microBatch).toBe(32);
+  });
+
+  it("counts the optimizer update's transients: none for the fused Adam (wasm, cpu), UPDATE_TENSORS × the largest weight otherwise", () => {
+    const emb = 4 * 30522 * 768;
+    expect(optimizerUpdateBytes({ name: 'adam' }, 'wasm', emb)).toBe(0);
+    expect(optimizerUpdateBytes({ name: 'adamw' }, 'cpu', emb)).toBe(0);
+    expect(optimizerUpdateBytes({ name: 'adam' }, 'webgl', emb)).toBe(UPDATE_TENSORS.adam * emb);
+    expect(optimizerUpdateBytes({ name: 'adam', stateOnHost: true }, 'wasm', emb)).toBe(emb);
+    expect(optimizerUpdateBytes({ name: 'sgd' }, 'wasm', emb)).toBe(UPDATE_TENSORS.sgd * emb);
+    // The reference pair with the same 4 GB on a backend without the fused update: 15 × 94 MB less room, a smaller chunk.
+    const model = fakeBaseModel();
+    const plan = (backend: string) => autoMicroBatch(model, { vision: false, text: false }, { batchSize: 32, maxLength: 40, backend, optim: { name: 'adam' }, capacity: WASM_HEAP_BYTES });
+    const fused = plan('wasm');
+    const tensors = plan('webgl');
+    expect(fused.gradientCheckpointing).toBe(true);
+    expect(tensors.microBatch).toBeLessThan(fused.microBatch);
+    const perRow = checkpointedActivationBytesPerRow(transformerShape(VIT_BASE, 'image', 40)!);
+    expect(fused.microBatch - tensors.microBatch).toBeLessThanOrEqual(Math.ceil((UPDATE_TENSORS.adam * emb) / perRow));
+  });
+
+  it('UPDATE_TENSORS.adam bounds what the tensor path holds (tf.profile), and the fused update holds nothing', async () => {
+    await initBackend('cpu');
+    for (const [kind, wd] of [['adam', 0.05], ['adamw', 0.05], ['adam', 0]] as const) {
+      for (const fused of [false, true]) {
+        const n = 4096;
+        const v = tf.tidy(() => tf.variable(tf.randomNormal([n], 0, 1, 'float32', 1)));
+        const g = tf.randomNormal([n], 0, 1, 'float32', 2);
+        const opt = new AdamOptimizer([{ name: 'all', lr: 1e-3, weightDecay: wd, params: [{ name: 'w', variable: v, decay: true }] }], { kind, fused });
+        opt.applyGradients(new Map([[v, g]]));
+        const before = tf.memory().numBytes;
+        const profile = await tf.profile(() => opt.applyGradients(new Map([[v, g]])));
+        // peakBytes is -Infinity when no kernel ran (nothing was allocated).
+        const held = Math.max(0, profile.peakBytes - before) / (4 * n);
+        if (fused) expect(held, `${kind} wd ${wd} fused`).toBe(0);
+        else {
+          expect(held, `${kind} wd ${wd}`).toBeLessThanOrEqual(UPDATE_TENSORS.adam);
+          expect(held).toBeGreaterThanOrEqual(13);
+        }
+        opt.dispose();
+        tf.dispose([v, g]);
+      }
+    }
+  });
+
+  it("counts one tower's chunk gradients next to the running sum, not every trained weight twice", () => {
+    const budget = { backend: 'wasm', weightBytes: 600e6, trainableBytes: 600e6, optimizerSlots: 2 };
+    const perRow = 100e6;
+    const all = chooseMicroBatch(32, [perRow], budget);
+    const tower = chooseMicroBatch(32, [perRow], { ...budget, chunkGradientBytes: 350e6 });
+    expect(tower.microBatch - all.microBatch).toBeGreaterThanOrEqual(2);
+    expect(tower.microBatch).toBe(Math.floor((activationBudget(budget) - 350e6) / perRow));
+  });
+
+  it('small towers: no checkpointing when the whole batch or a few plain rows fit, even if it would fit more', () => {
+    const tiny = { model_type: 'vit', hidden_size: 64, num_hidden_layers: 12, num_attention_heads: 2, intermediate_size: 128, image_size: 32, patch_size: 8 };
+    const text = { model_type: 'distilbert', dim: 64, n_layers: 2, n_heads: 2, hidden_dim: 128 };
+    const vars = [{ size: 1e5 }];
+    const tower = (config: object) => ({ getConfig: () => config, gradientCheckpointing: false, trainableVariables: () => vars });
+    const model = { imageEncoder: tower(tiny), textEncoder: tower(text), trainableVariables: () => [...vars, ...vars], namedVariables: () => [...vars, ...vars].map((variable) => ({ variable })) } as unknown as CLIPModel;
+    const opts = { batchSize: 32, maxLength: 16, backend: 'wasm', optim: { name: 'adam' } };
+    const whole = autoMicroBatch(model, { vision: false, text: false }, opts);
+    expect(whole).toMatchObject({ microBatch: 32, gradientCheckpointing: false });
+    // A heap sized so that 6 plain rows of the vision tower fit: checkpointing would fit more, but 6 is not tiny.
+    const plainRow = activationBytesPerRow(transformerShape(tiny, 'image', 16)!);
+    const fixed = activationBudget({ backend: 'wasm', weightBytes: 8e5, trainableBytes: 8e5, optimizerSlots: 2, capacity: 0 }) - 4e5;
+    const capacity = (6.5 * plainRow - fixed) / 0.9;
+    const six = autoMicroBatch(model, { vision: false, text: false }, { ...opts, capacity });
+    expect(six).toMatchObject({ microBatch: 6, gradientCheckpointing: false });
+    expect(Math.floor((6.5 * plainRow) / checkpointedActivationBytesPerRow(transformerShape(tiny, 'image', 16)!))).toBeGreaterThan(6);
+    // 1 plain row: checkpointing fits ≥ CHECKPOINT_ROW_GAIN times more and is chosen.
+    const one = autoMicroBatch(model, { vision: false, text: false }, { ...opts, capacity: (1.5 * plainRow - fixed) / 0.9 });
+    expect(one.gradientCheckpointing).toBe(true);
+    expect(one.microBatch).toBeGreaterThanOrEqual(CHECKPOINT_ROW_GAIN);
   });
 
   it('the config takes a number or auto (default), nothing else', () => {

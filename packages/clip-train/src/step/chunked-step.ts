@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import type { Rng } from '@clip-ts/core';
+import { addInPlace, type Rng } from '@clip-ts/core';
 
 /**
  * An exact micro-batched step for a contrastive two-tower model (GradCache, Gao et al. 2021). A contrastive
@@ -155,11 +155,20 @@ export function backpropChunk<B>(
   return sums;
 }
 
-/** sums + more, by name; consumes both maps (their tensors are moved or disposed). */
+/**
+ * sums + more, by name; consumes both maps (their tensors are moved or disposed). Adds in place where the
+ * backend allows (addInPlace in @clip-ts/core, bit-identical to tf.add): tf.add would hold a third
+ * weight-sized tensor while the sum and the chunk's gradient both exist (measured with tf.profile: 1× the
+ * variable's bytes per add, 94 MB for DistilBERT's embedding).
+ */
 export function addInto(sums: tf.NamedTensorMap, more: tf.NamedTensorMap): tf.NamedTensorMap {
   for (const [name, g] of Object.entries(more)) {
     const prev = sums[name];
     if (prev) {
+      if (addInPlace(prev, g)) {
+        g.dispose();
+        continue;
+      }
       sums[name] = tf.add(prev, g);
       prev.dispose();
       g.dispose();

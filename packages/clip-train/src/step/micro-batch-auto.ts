@@ -84,15 +84,55 @@ export interface BudgetInput {
   trainableBytes: number;
   /** Optimizer tensors per trained weight (Adam: 2, SGD with momentum: 1, plain SGD: 0). */
   optimizerSlots: number;
+  /**
+   * Bytes of the gradients one chunk's backward pass produces next to the running sum: the largest trained
+   * tower's weights (the sum adds them in place, chunked-step.ts addInto). Default: trainableBytes.
+   */
+  chunkGradientBytes?: number;
+  /** Bytes the optimizer update holds on top of weights, gradients and state (optimizerUpdateBytes). Default 0. */
+  updateBytes?: number;
   /** Memory the backend can use; default: the wasm heap on wasm, else 85% of the machine's RAM. */
   capacity?: number;
 }
 
-/** Bytes left for activations once weights, gradients and optimizer state are in place (may be ≤ 0). */
+/**
+ * Weight-sized tensors the optimizers' tensor paths hold at once while updating one weight, so the largest
+ * trained weight sets the update's transient memory. Adam: measured with tf.profile (peakBytes over a
+ * 1 M-float weight on wasm, tf.memory() before): 13 for Adam, 14 for AdamW with decay, 15 for Adam with L2
+ * decay — every op of the update is alive until its tf.tidy ends (for DistilBERT's 30522×768 embedding,
+ * 15 × 94 MB). SGD: 9, counted from its ops (decay 2, momentum 3, Nesterov 2, the step 2).
+ */
+export const UPDATE_TENSORS = { adam: 15, sgd: 9 } as const;
+/** Backends where AdamOptimizer updates in place (fusedAdamUpdate in @clip-ts/core): no transient tensors. */
+export const FUSED_UPDATE_BACKENDS: readonly string[] = ['wasm', 'cpu'];
+
+/** The optimizer settings the update's memory depends on (ExperimentConfig['optim'] has them). */
+export interface UpdateMemoryOptions {
+  name: string;
+  stateOnHost?: boolean | undefined;
+}
+
+/**
+ * Bytes the optimizer update holds beyond weights, gradients and state, given the largest trained weight:
+ * 0 for Adam's fused in-place update (wasm, cpu); one weight for Adam with its state on the host (the new
+ * weight is written as one tensor); UPDATE_TENSORS × the weight for the tensor paths.
+ */
+export function optimizerUpdateBytes(optim: UpdateMemoryOptions, backend: string, largestTrainedBytes: number): number {
+  if (optim.name === 'sgd') return UPDATE_TENSORS.sgd * largestTrainedBytes;
+  if (optim.stateOnHost === true) return largestTrainedBytes;
+  return FUSED_UPDATE_BACKENDS.includes(backend) ? 0 : UPDATE_TENSORS.adam * largestTrainedBytes;
+}
+
+/**
+ * Bytes left for activations once weights, gradients, optimizer state and the update's transients are in
+ * place (may be ≤ 0). The update runs after the activations are freed, but it is still counted against
+ * them: wasm's heap never shrinks and freed activation memory is not one block the update's tensors can
+ * reuse, so the two are not assumed to share it.
+ */
 export function activationBudget(i: BudgetInput): number {
   const capacity = i.capacity ?? (i.backend === 'wasm' ? WASM_HEAP_BYTES : 0.85 * totalmem());
   // 10% of the heap is kept for fragmentation and the batch's inputs.
-  return 0.9 * capacity - i.weightBytes - i.trainableBytes * (1 + i.optimizerSlots);
+  return 0.9 * capacity - i.weightBytes - i.trainableBytes * (1 + i.optimizerSlots) - (i.updateBytes ?? 0);
 }
 
 export interface MicroBatchChoice {
@@ -110,7 +150,8 @@ const mb = (bytes: number): string => `${Math.round(bytes / 1024 ** 2)} MB`;
 /**
  * The micro-batch for a batch of `batchSize` rows. `towers` holds the activation bytes per row of each
  * TRAINED tower (undefined: unknown shape). The whole batch runs both towers' tapes at once; a chunked step
- * runs one tower's tape at a time for `microBatch` rows but holds one more set of gradients (the running sum).
+ * runs one tower's tape at a time for `microBatch` rows but holds that tower's chunk gradients next to the
+ * running sum (budget.chunkGradientBytes).
  */
 export function chooseMicroBatch(batchSize: number, towers: ReadonlyArray<number | undefined>, budget: BudgetInput): MicroBatchChoice {
   const where = `on ${budget.backend}`;
@@ -123,12 +164,13 @@ export function chooseMicroBatch(batchSize: number, towers: ReadonlyArray<number
     return { microBatch: batchSize, reason: `whole batch (${batchSize}): ~${mb(batchSize * whole)} of activations fit in ${mb(left)} ${where}` };
   }
   const worst = Math.max(...perRow);
-  const fits = Math.floor((left - budget.trainableBytes) / worst);
+  const room = left - (budget.chunkGradientBytes ?? budget.trainableBytes);
+  const fits = Math.floor(room / worst);
   const microBatch = Math.max(1, Math.min(batchSize - 1, fits));
-  const note = fits < 1 ? ` (even 1 row is estimated over the ${mb(left - budget.trainableBytes)} left: may not fit)` : '';
+  const note = fits < 1 ? ` (even 1 row is estimated over the ${mb(room)} left: may not fit)` : '';
   return {
     microBatch,
     ...(fits < 1 ? { overBudget: true } : {}),
-    reason: `${microBatch} row${microBatch === 1 ? '' : 's'} of ${batchSize} (auto: ~${mb(worst)} of activations per row, ${mb(left - budget.trainableBytes)} left ${where} after weights, gradients and optimizer state)${note}`,
+    reason: `${microBatch} row${microBatch === 1 ? '' : 's'} of ${batchSize} (auto: ~${mb(worst)} of activations per row, ${mb(room)} left ${where} after weights, gradients, optimizer state and update)${note}`,
   };
 }
