@@ -1,7 +1,7 @@
 // One bench measurement per process (so backends, heaps and peak RSS do not mix), run by bench/run.mjs:
 //   node bench/tasks.mjs <train|train-parallel|infer|infer-parallel|memory|pipeline|pipeline-stages|frozen|profile|matmul|matmuls|big-train|big-cache>
 //        [--backend wasm] [--reps N] [--warmup N] [--batch N] [--dir DIR] [--steps N] [--threads N] [--workers N]
-//        [--micro N] [--checkpointing on|off] [--adam-state host] [--images N] [--resizer sharp|pillow] [--decoder turbo|sharp] [--image-workers N] [--concurrency N] [--patch-dropout P]
+//        [--micro N] [--checkpointing on|off] [--adam-state host|device] [--images N] [--resizer sharp|pillow] [--decoder turbo|sharp] [--image-workers N] [--concurrency N] [--patch-dropout P]
 // --threads: wasm backend threads (default: initBackend's, i.e. $CLIP_WASM_THREADS or every core).
 // Prints one JSON object as its last stdout line. Uses the BUILT packages (dist), as a user would.
 import * as tf from '@tensorflow/tfjs-core';
@@ -162,13 +162,13 @@ function makeBatch(n) {
 }
 
 /** The project's Adam (PyTorch semantics) when @clip-ts/train exports it, else tfjs's own. */
-async function makeOptimizer(model) {
+async function makeOptimizer(model, host = opt['adam-state'] === 'host') {
   try {
     const train = await import('@clip-ts/train');
     if (typeof train.AdamOptimizer === 'function') {
       const params = model.namedVariables().map((v) => ({ name: v.name, variable: v.variable, decay: false }));
-      // --adam-state host: the moments in JS memory (optim.stateOnHost), off the wasm heap.
-      const Adam = opt['adam-state'] === 'host' ? train.HostAdamOptimizer : train.AdamOptimizer;
+      // host (--adam-state host, or big-train's plan): the moments in JS memory (optim.stateOnHost), off the wasm heap.
+      const Adam = host ? train.HostAdamOptimizer : train.AdamOptimizer;
       const adam = new Adam([{ name: 'all', params, lr: 1e-4, weightDecay: 0 }], { kind: 'adam' });
       const byName = new Map(params.map((p) => [p.variable.name, p.variable]));
       return {
@@ -217,6 +217,28 @@ function wasmHeapBytes() {
 
 const mib = (bytes) => (bytes === undefined ? undefined : Math.round(bytes / 2 ** 20));
 
+/**
+ * The peak of the bytes live tensors hold (tf.memory().numBytes, sampled at every wasm allocation), reset by
+ * each call of the returned function. Against the heap's size it separates what the step holds from the
+ * allocator's fragmentation.
+ */
+function trackPeakLiveBytes() {
+  const wasm = tf.backend()?.wasm;
+  if (!wasm) return () => undefined;
+  const malloc = wasm._malloc;
+  let peak = 0;
+  wasm._malloc = (bytes) => {
+    const ptr = malloc(bytes);
+    peak = Math.max(peak, tf.memory().numBytes + bytes);
+    return ptr;
+  };
+  return () => {
+    const p = peak;
+    peak = tf.memory().numBytes;
+    return p;
+  };
+}
+
 const tasks = {
   /**
    * Training steps of ViT-base/16 + DistilBERT-base at --batch (32), micro-batch and checkpointing as the library's
@@ -228,19 +250,23 @@ const tasks = {
     const train = await import('@clip-ts/train');
     const model = core.CLIPModel.fromConfig(BIG, { seed: 0 });
     const vars = model.trainableVariables();
-    const host = opt['adam-state'] === 'host';
+    // --adam-state host|device sets where Adam's moments live; unset, the plan decides (optim.stateOnHost auto).
+    const stateOnHost = { host: true, device: false }[opt['adam-state']];
     const auto = train.autoMicroBatch(model, { vision: false, text: false }, {
-      batchSize, maxLength: SEQ, backend: info.tfBackend, optim: { name: 'adam', stateOnHost: host },
+      batchSize, maxLength: SEQ, backend: info.tfBackend, optim: { name: 'adam', stateOnHost },
       gradientCheckpointing: opt.checkpointing ? opt.checkpointing === 'on' : undefined,
     });
     const checkpointing = auto.gradientCheckpointing ?? false;
     train.setGradientCheckpointing(model, ['vision', 'text'], checkpointing);
     const micro = opt.micro ? Number(opt.micro) : auto.microBatch;
-    const optimizer = await makeOptimizer(model);
+    const optimizer = await makeOptimizer(model, auto.stateOnHost === true);
     const spec = train.clipChunkedSpec(model, { vision: false, text: false }, 'diagonal');
     const batch = { ...makeBatch(batchSize), indices: [...Array(batchSize).keys()], captions: [...Array(batchSize).keys()].map(String) };
     const heapStart = wasmHeapBytes();
     const heapAfterStepMiB = [];
+    const peakLive = trackPeakLiveBytes();
+    peakLive();
+    const peakLiveMiB = [];
     const losses = [];
     const steps = process.argv.includes('--reps') ? reps : 3;
     const wall = [];
@@ -260,14 +286,15 @@ const tasks = {
       cpu.push(cpuMs() - c0);
       losses.push(loss);
       heapAfterStepMiB.push(mib(wasmHeapBytes()));
-      process.stderr.write(`big-train: step ${i + 1}/${steps} ${(wall[i] / 1000).toFixed(1)} s, loss ${loss.toFixed(4)}, heap ${heapAfterStepMiB[i]} MiB\n`);
+      peakLiveMiB.push(mib(peakLive()));
+      process.stderr.write(`big-train: step ${i + 1}/${steps} ${(wall[i] / 1000).toFixed(1)} s, loss ${loss.toFixed(4)}, heap ${heapAfterStepMiB[i]} MiB, peak live tensors ${peakLiveMiB[i]} MiB\n`);
     }
     const steady = wall.length > 1 ? wall.slice(1) : wall;
     return {
       backend: info.tfBackend, threads: info.threads, batch: batchSize, microBatch: micro, gradientCheckpointing: checkpointing, auto: auto.reason, optimizer: optimizer.name,
       params: vars.reduce((a, v) => a + v.size, 0), losses, steps: wall.length, stepS: median(steady) / 1000,
       stepTimesS: wall.map((t) => Math.round(t / 100) / 10), stepCpuS: cpu.map((t) => Math.round(t / 100) / 10),
-      heapStartMiB: mib(heapStart), heapAfterStepMiB, peakHeapMiB: mib(wasmHeapBytes()), peakRssMiB: Math.round(process.resourceUsage().maxRSS / 1024),
+      heapStartMiB: mib(heapStart), heapAfterStepMiB, peakLiveMiB, peakHeapMiB: mib(wasmHeapBytes()), peakRssMiB: Math.round(process.resourceUsage().maxRSS / 1024),
     };
   },
 

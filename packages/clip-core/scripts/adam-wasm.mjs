@@ -3,10 +3,7 @@
 // Assembled with wabt.
 //   node packages/clip-core/scripts/adam-wasm.mjs          write the file
 //   node packages/clip-core/scripts/adam-wasm.mjs --check  exit 1 if the committed file is out of date
-import wabtInit from 'wabt';
-import { readFile, writeFile } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { assemble, writeWhenRun } from './wasm-build.mjs';
 
 /**
  * The three variants of the update: no decay, L2 decay added to the gradient (Adam), decoupled decay of the
@@ -107,15 +104,7 @@ ${VARIANTS.map(adamFunc).join('')}
 
 /** The module's binary for an unshared or a shared (threaded build) memory. */
 export async function adamBinary(shared) {
-  const wabt = await wabtInit();
-  const features = { simd: true, threads: true };
-  const mod = wabt.parseWat('adam.wat', adamWat(shared), features);
-  try {
-    mod.validate(features);
-    return Buffer.from(mod.toBinary({}).buffer);
-  } finally {
-    mod.destroy();
-  }
+  return assemble('adam.wat', adamWat(shared));
 }
 
 export async function generated() {
@@ -128,16 +117,4 @@ export const ADAM_WASM_SHARED = '${shared.toString('base64')}';
 `;
 }
 
-if (process.argv[1] === fileURLToPath(import.meta.url)) {
-  const out = join(dirname(fileURLToPath(import.meta.url)), '../src/kernels/adam-wasm-bytes.ts');
-  const text = await generated();
-  if (process.argv.includes('--check')) {
-    const current = await readFile(out, 'utf8').catch(() => '');
-    if (current !== text) {
-      process.stderr.write(`${out} is out of date: run node packages/clip-core/scripts/adam-wasm.mjs\n`);
-      process.exit(1);
-    }
-  } else {
-    await writeFile(out, text);
-  }
-}
+await writeWhenRun(import.meta.url, '../src/kernels/adam-wasm-bytes.ts', generated);

@@ -2,10 +2,7 @@
 // own memory (imported), so it reads the operands and writes the product in place. Assembled with wabt.
 //   node packages/clip-core/scripts/gemm-wasm.mjs          write the file
 //   node packages/clip-core/scripts/gemm-wasm.mjs --check  exit 1 if the committed file is out of date
-import wabtInit from 'wabt';
-import { readFile, writeFile } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { assemble, writeWhenRun } from './wasm-build.mjs';
 
 /** Rows of C per micro-tile (each a pair of f32x4 accumulators: 8 columns). 4×8 measured 27–33 GFLOP/s on one
  *  thread (V8 11, x86-64); 6×8 (12 accumulators, on paper the better ratio of loads to multiply-adds) only
@@ -236,15 +233,7 @@ export function gemmWat(shared) {
 
 /** The module's binary for an unshared or a shared (threaded build) memory. */
 export async function gemmBinary(shared) {
-  const wabt = await wabtInit();
-  const features = { simd: true, threads: true };
-  const mod = wabt.parseWat('gemm.wat', gemmWat(shared), features);
-  try {
-    mod.validate(features);
-    return Buffer.from(mod.toBinary({}).buffer);
-  } finally {
-    mod.destroy();
-  }
+  return assemble('gemm.wat', gemmWat(shared));
 }
 
 export async function generated() {
@@ -259,16 +248,4 @@ export const GEMM_WASM_SHARED = '${shared.toString('base64')}';
 `;
 }
 
-if (process.argv[1] === fileURLToPath(import.meta.url)) {
-  const out = join(dirname(fileURLToPath(import.meta.url)), '../src/kernels/gemm-wasm-bytes.ts');
-  const text = await generated();
-  if (process.argv.includes('--check')) {
-    const current = await readFile(out, 'utf8').catch(() => '');
-    if (current !== text) {
-      process.stderr.write(`${out} is out of date: run node packages/clip-core/scripts/gemm-wasm.mjs\n`);
-      process.exit(1);
-    }
-  } else {
-    await writeFile(out, text);
-  }
-}
+await writeWhenRun(import.meta.url, '../src/kernels/gemm-wasm-bytes.ts', generated);

@@ -76,7 +76,7 @@ describe.each(['cpu', 'wasm'] as const)('HostAdamOptimizer on %s', (backend) => 
   });
 });
 
-it('optim.stateOnHost selects it; unset keeps AdamOptimizer', async () => {
+it("optim.stateOnHost selects it; unset keeps AdamOptimizer unless the run's memory plan moved the moments", async () => {
   const { parseExperimentConfig } = await import('../src/config/load.js');
   const { buildOptimizer } = await import('../src/experiment/optimizer.js');
   const { tinyConfig } = await import('./helpers/tiny-config.js');
@@ -86,6 +86,10 @@ it('optim.stateOnHost selects it; unset keeps AdamOptimizer', async () => {
   expect(host).toBeInstanceOf(HostAdamOptimizer);
   expect(plain).not.toBeInstanceOf(HostAdamOptimizer);
   expect(plain).toBeInstanceOf(AdamOptimizer);
-  host.dispose();
-  plain.dispose();
+  // The plan's decision (resolveMicroBatch's stateOnHost, for optim.stateOnHost unset or 'auto').
+  const planned = buildOptimizer(optimOf({ stateOnHost: 'auto' }), [], true);
+  expect(planned).toBeInstanceOf(HostAdamOptimizer);
+  const kept = buildOptimizer(optimOf({ stateOnHost: 'auto' }), [], false);
+  expect(kept).not.toBeInstanceOf(HostAdamOptimizer);
+  for (const o of [host, plain, planned, kept]) o.dispose();
 });

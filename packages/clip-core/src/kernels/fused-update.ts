@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { ADAM_WASM, ADAM_WASM_SHARED } from './adam-wasm-bytes.js';
+import { instantiateOnBackendMemory, type WasmMemoryHost } from './wasm-module.js';
 
 /**
  * In-place element-wise updates for the optimizer and the chunked step's gradient sum (PyTorch's "fused"
@@ -49,17 +50,6 @@ export interface AdamTensors {
   v: tf.Tensor;
 }
 
-// Typed by hand: the repo compiles against Node's lib, which declares no WebAssembly JS API.
-interface WasmMemory {
-  buffer: ArrayBufferLike;
-}
-interface WasmApi {
-  Memory: abstract new (...args: never[]) => WasmMemory;
-  Module: new (bytes: Uint8Array) => object;
-  Instance: new (module: object, imports: object) => { exports: Record<string, unknown> };
-}
-const { WebAssembly: wasmApi, atob: decodeBase64 } = globalThis as unknown as { WebAssembly?: WasmApi; atob: (s: string) => string };
-
 type AdamExport = (w: number, g: number, m: number, v: number, n: number, ...coefficients: number[]) => void;
 interface AdamModule {
   adam_plain: AdamExport;
@@ -68,42 +58,22 @@ interface AdamModule {
   add(dst: number, src: number, n: number): void;
 }
 
-interface WasmHost {
-  wasmMemory?: WasmMemory;
-  asm?: { memory?: WasmMemory };
-}
 interface WasmBackendLike {
-  wasm: WasmHost;
+  wasm: WasmMemoryHost;
   dataIdMap: { get(dataId: object): { memoryOffset: number | null } | undefined };
 }
 interface CpuBackendLike {
   data: { get(dataId: object): { values?: unknown } | undefined };
 }
 
-const modules = new WeakMap<WasmHost, AdamModule | null>();
+const modules = new WeakMap<WasmMemoryHost, AdamModule | null>();
 
-function decode(base64: string): Uint8Array {
-  const text = decodeBase64(base64);
-  const bytes = new Uint8Array(text.length);
-  for (let i = 0; i < text.length; i++) bytes[i] = text.charCodeAt(i);
-  return bytes;
-}
-
-function wasmModule(host: WasmHost): AdamModule | null {
+function wasmModule(host: WasmMemoryHost): AdamModule | null {
   let mod = modules.get(host);
-  if (mod !== undefined) return mod;
-  mod = null;
-  const memory = host.wasmMemory ?? host.asm?.memory;
-  if (wasmApi && memory instanceof wasmApi.Memory) {
-    const shared = typeof SharedArrayBuffer !== 'undefined' && memory.buffer instanceof SharedArrayBuffer;
-    try {
-      mod = new wasmApi.Instance(new wasmApi.Module(decode(shared ? ADAM_WASM_SHARED : ADAM_WASM)), { env: { memory } }).exports as unknown as AdamModule;
-    } catch {
-      // No WebAssembly SIMD here, or a memory this module cannot import: callers keep the tensor path.
-      mod = null;
-    }
+  if (mod === undefined) {
+    mod = (instantiateOnBackendMemory(host, ADAM_WASM, ADAM_WASM_SHARED)?.exports as AdamModule | undefined) ?? null;
+    modules.set(host, mod);
   }
-  modules.set(host, mod);
   return mod;
 }
 

@@ -1,6 +1,7 @@
 import { platform } from '#platform';
 import type { GemmPool } from '../platform/types.js';
 import { GEMM_MR, GEMM_WASM, GEMM_WASM_SHARED } from './gemm-wasm-bytes.js';
+import { instantiateOnBackendMemory, type WasmMemoryHost } from './wasm-module.js';
 
 /**
  * A batched f32 GEMM (WebAssembly SIMD, 4×8 register tiles; text and generator in scripts/gemm-wasm.mjs) that
@@ -13,23 +14,8 @@ import { GEMM_MR, GEMM_WASM, GEMM_WASM_SHARED } from './gemm-wasm-bytes.js';
  * Browsers keep it on the calling thread (a page's main thread may not block waiting for workers).
  */
 
-// Typed by hand: the repo compiles against Node's lib, which declares no WebAssembly JS API.
-interface WasmMemory {
-  buffer: ArrayBufferLike;
-}
-interface WasmApi {
-  Memory: abstract new (...args: never[]) => WasmMemory;
-  Module: new (bytes: Uint8Array) => object;
-  Instance: new (module: object, imports: object) => { exports: Record<string, unknown> };
-}
-const { WebAssembly: wasmApi, atob: decodeBase64 } = globalThis as unknown as { WebAssembly?: WasmApi; atob: (s: string) => string };
-
 /** The parts of the backend's Emscripten module this needs. */
-export interface GemmHost {
-  /** The threaded build's (shared) memory. */
-  wasmMemory?: WasmMemory;
-  /** The single-threaded build's exports (its memory is exported there). */
-  asm?: { memory?: WasmMemory };
+export interface GemmHost extends WasmMemoryHost {
   _malloc?(bytes: number): number;
   _free?(ptr: number): void;
   /** The bridge tfjs installs; its thread count is XNNPACK's pool size on the threaded build. */
@@ -107,27 +93,14 @@ export async function closeGemmPool(): Promise<void> {
   await pool?.close();
 }
 
-function decode(base64: string): Uint8Array {
-  const text = decodeBase64(base64);
-  const bytes = new Uint8Array(text.length);
-  for (let i = 0; i < text.length; i++) bytes[i] = text.charCodeAt(i);
-  return bytes;
-}
-
 function instantiate(host: GemmHost): Instance | null {
-  const memory = host.wasmMemory ?? host.asm?.memory;
   const { _malloc: malloc, _free: free } = host;
-  if (!wasmApi || !(memory instanceof wasmApi.Memory) || typeof malloc !== 'function' || typeof free !== 'function') return null;
-  const shared = typeof SharedArrayBuffer !== 'undefined' && memory.buffer instanceof SharedArrayBuffer;
-  try {
-    const module = new wasmApi.Module(decode(shared ? GEMM_WASM_SHARED : GEMM_WASM));
-    const { gemm } = new wasmApi.Instance(module, { env: { memory } }).exports as { gemm: GemmExport };
-    const threads = shared ? Math.max(1, host.tfjs?.getThreadsCount?.() ?? 1) : 1;
-    return { gemm, sharedModule: shared ? module : null, threads, malloc: malloc.bind(host), free: free.bind(host), scratch: [], pool: undefined };
-  } catch {
-    // No WebAssembly SIMD here, or a memory this module cannot import: callers keep the stock path.
-    return null;
-  }
+  if (typeof malloc !== 'function' || typeof free !== 'function') return null;
+  const inst = instantiateOnBackendMemory(host, GEMM_WASM, GEMM_WASM_SHARED);
+  if (!inst) return null;
+  const gemm = inst.exports.gemm as GemmExport;
+  const threads = inst.shared ? Math.max(1, host.tfjs?.getThreadsCount?.() ?? 1) : 1;
+  return { gemm, sharedModule: inst.shared ? inst.module : null, threads, malloc: malloc.bind(host), free: free.bind(host), scratch: [], pool: undefined };
 }
 
 /** A 16-byte aligned scratch block of at least `bytes` for share `i`, grown (re-allocated) when too small. */

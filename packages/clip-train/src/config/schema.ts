@@ -184,9 +184,11 @@ export const OptimConfigSchema = z
     eps: z.number().positive().default(1e-8),
     /**
      * adam / adamw: keep the moments in JS memory instead of backend tensors (HostAdamOptimizer): frees twice
-     * the trained weights' bytes on the wasm heap, same numbers, a slower update. Optional: unset is false.
+     * the trained weights' bytes on the wasm heap, same numbers, a slower update. Unset or 'auto': on wasm when
+     * the batch would not run whole with them on the heap and moving them lets micro-batches hold more rows
+     * (what the run log's micro-batch line says); elsewhere false.
      */
-    stateOnHost: z.boolean().optional(),
+    stateOnHost: z.union([z.boolean(), z.literal('auto')]).optional(),
     /** Clip gradients to this global L2 norm. */
     clipGradNorm: z.number().positive().optional(),
     /** Batches averaged into each optimizer step (each with its own negatives; training.microBatch splits one batch exactly). */

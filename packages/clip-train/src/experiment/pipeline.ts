@@ -64,7 +64,7 @@ export async function buildPipeline(
   trainLoader: CaptionLoader,
   own: (d: { dispose(): void }) => void,
   distill?: PipelineDistill,
-): Promise<{ useCache: boolean; withPipeline: AnyPipeline }> {
+): Promise<{ useCache: boolean; withPipeline: AnyPipeline; stateOnHost: boolean }> {
   const { config } = run;
   const valLoader = evalLoader(run, inputs, inputs.data.val, config.data.cacheImages);
   // Cached image features would freeze one view of each image: augmentation needs the towers every step.
@@ -77,6 +77,7 @@ export async function buildPipeline(
     // Set explicitly, it holds for every step kind; unset, the micro-batch choice below may turn it on.
     if (config.training.gradientCheckpointing === true) setGradientCheckpointing(model, trained, true);
     let task: TrainTask<CaptionBatch>;
+    let stateOnHost = config.optim.stateOnHost === true;
     if (distill) {
       // The teacher's term needs the whole batch's student logits under one tape: no replicas or micro-batches.
       const plain = clipModelTask(model, towers, config.targets);
@@ -89,6 +90,7 @@ export async function buildPipeline(
       run.log('distillation: whole-batch step (training.workers and training.microBatch do not apply)');
     } else {
       const micro = resolveMicroBatch(config, model, towers, run.backend);
+      stateOnHost = micro.stateOnHost ?? stateOnHost;
       const replicas = replicaCount(run, useCache, micro, batchNormTower(model, towers));
       if (replicas > 1) {
         // Each replica runs its whole shard under one tape: micro-batching is not combined with replicas
@@ -111,7 +113,7 @@ export async function buildPipeline(
       train: trainLoader,
       val: fixedEpoch(valLoader),
     };
-    return { useCache, withPipeline: (use) => use(pipeline) };
+    return { useCache, withPipeline: (use) => use(pipeline), stateOnHost };
   }
   const dir = config.featureCache.dir ?? path.join(run.runDir, 'feature-cache');
   const towers = await towerFingerprint(model);
@@ -131,7 +133,7 @@ export async function buildPipeline(
   const task = cachedFeatureTask(model, config.targets);
   const embed = (b: FeatureBatch) => ({ img: model.projectImageFeatures(b.imageFeatures, { training: true }), txt: model.projectTextFeatures(b.textFeatures, { training: true }) });
   const pipeline = { task: distill ? distillTask(task, { model, ...distill, targets: config.targets, embed }) : task, train: new CachedFeatureSource(trainF, trainLoader), val: new CachedFeatureSource(valF, valLoader, 0) };
-  return { useCache, withPipeline: (use) => use(pipeline) };
+  return { useCache, withPipeline: (use) => use(pipeline), stateOnHost: config.optim.stateOnHost === true };
 }
 
 /**

@@ -71,8 +71,8 @@ export async function buildTraining(run: RunContext, inputs: RunInputs, resumeFr
     const cacheDir = config.featureCache.dir ?? path.join(run.runDir, 'feature-cache');
     const distill = config.distill ? { teacher: await loadTeacher(run, inputs, config.distill.teacher, cacheDir), weight: config.distill.weight } : undefined;
     if (distill) owned.push(distill.teacher);
-    const { useCache, withPipeline } = await buildPipeline(run, inputs, model, frozen, trainLoader, (d) => owned.push(d), distill);
-    const optimizer = buildOptimizer(config.optim, frozen.trainable);
+    const { useCache, withPipeline, stateOnHost } = await buildPipeline(run, inputs, model, frozen, trainLoader, (d) => owned.push(d), distill);
+    const optimizer = buildOptimizer(config.optim, frozen.trainable, stateOnHost);
     owned.push(optimizer);
     const averaged = config.training.ema
       ? await setupEma(config.training.ema, { trainable: frozen.trainable, resumeFrom, seed: config.seed, topK: config.eval.topK, withPipeline })

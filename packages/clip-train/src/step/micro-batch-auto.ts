@@ -109,7 +109,8 @@ export const FUSED_UPDATE_BACKENDS: readonly string[] = ['wasm', 'cpu'];
 /** The optimizer settings the update's memory depends on (ExperimentConfig['optim'] has them). */
 export interface UpdateMemoryOptions {
   name: string;
-  stateOnHost?: boolean | undefined;
+  /** optim.stateOnHost: true / false as set; 'auto' or unset lets autoMicroBatch decide (false here). */
+  stateOnHost?: boolean | 'auto' | undefined;
 }
 
 /**
@@ -131,8 +132,20 @@ export function optimizerUpdateBytes(optim: UpdateMemoryOptions, backend: string
  */
 export function activationBudget(i: BudgetInput): number {
   const capacity = i.capacity ?? (i.backend === 'wasm' ? WASM_HEAP_BYTES : 0.85 * totalmem());
-  // 10% of the heap is kept for fragmentation and the batch's inputs.
-  return 0.9 * capacity - i.weightBytes - i.trainableBytes * (1 + i.optimizerSlots) - (i.updateBytes ?? 0);
+  return usableFraction(i.backend) * capacity - i.weightBytes - i.trainableBytes * (1 + i.optimizerSlots) - (i.updateBytes ?? 0);
+}
+
+/**
+ * The part of the capacity live tensors can fill. wasm's allocator (dlmalloc in a heap that never shrinks)
+ * fragments under the chunked step's mix of weight-sized and activation-sized blocks: a ViT-base/16 +
+ * DistilBERT-base step (5-row checkpointed chunks) peaked at 2334 MiB of live tensors in a 3141 MiB heap
+ * (bench big-train's peakLiveMiB vs heapAfterStepMiB, 2026-11-30), i.e. 74%, and more rows per chunk churn
+ * more; 0.65 keeps a margin. Elsewhere 10% is kept for fragmentation and the batch's inputs.
+ */
+export const WASM_USABLE_FRACTION = 0.65;
+
+function usableFraction(backend: string): number {
+  return backend === 'wasm' ? WASM_USABLE_FRACTION : 0.9;
 }
 
 export interface MicroBatchChoice {
@@ -141,6 +154,8 @@ export interface MicroBatchChoice {
   overBudget?: boolean;
   /** Whether the trained towers should recompute their blocks in the backward pass. */
   gradientCheckpointing?: boolean;
+  /** Whether Adam's moments should live in JS memory (optim.stateOnHost; set when the plan decided it). */
+  stateOnHost?: boolean;
   /** One line for the run log: what was chosen and why. */
   reason: string;
 }

@@ -48,9 +48,28 @@ export interface AutoMicroBatchOptions {
  * memory the step holds (weights; gradients, their running sum and one chunk's gradients; optimizer state and
  * the update's transients). Checkpointing, unless set: on when even one plain row would not fit, or when
  * plain chunks would be tiny and checkpointing fits several times more rows (CHECKPOINT_ROW_GAIN), and every
- * trained tower supports it. Does not touch the model. The bench's big-train task uses it too.
+ * trained tower supports it. Adam's moments, unless optim.stateOnHost is set: in JS memory when on wasm the
+ * batch would not run whole with them on the heap and moving them lets chunks hold more rows (`stateOnHost`
+ * in the result). Does not touch the model. The bench's big-train task uses it too.
  */
 export function autoMicroBatch(model: CLIPModel, frozen: { vision: boolean; text: boolean }, o: AutoMicroBatchOptions): MicroBatchChoice {
+  const setting = o.optim.stateOnHost;
+  if (o.optim.name === 'sgd' || typeof setting === 'boolean') return { ...planChunks(model, frozen, o), stateOnHost: setting === true };
+  // 'auto': only wasm's heap is a limit of its own (elsewhere the backend's memory is the host's); the moments
+  // move to JS memory (HostAdamOptimizer: same numbers, ~1 s per 100M weights of update) when with them on the
+  // heap the batch would not run whole and without them the chunks hold more rows.
+  const device = planChunks(model, frozen, { ...o, optim: { ...o.optim, stateOnHost: false } });
+  if (o.backend !== 'wasm' || device.microBatch >= o.batchSize) return { ...device, stateOnHost: false };
+  const host = planChunks(model, frozen, { ...o, optim: { ...o.optim, stateOnHost: true } });
+  if ((device.overBudget && !host.overBudget) || host.microBatch > device.microBatch) {
+    const was = device.overBudget ? 'not even 1 row would fit' : `${device.microBatch} row${device.microBatch === 1 ? '' : 's'} per chunk`;
+    return { ...host, stateOnHost: true, reason: `${host.reason}; Adam's moments in JS memory (optim.stateOnHost auto: with them on the wasm heap ${was})` };
+  }
+  return { ...device, stateOnHost: false };
+}
+
+/** autoMicroBatch for a given place of the optimizer state (o.optim.stateOnHost true or not). */
+function planChunks(model: CLIPModel, frozen: { vision: boolean; text: boolean }, o: AutoMicroBatchOptions): MicroBatchChoice {
   const batch = o.batchSize;
   const shapes: Array<TowerShape | undefined> = [];
   const trained: Array<'vision' | 'text'> = [];
@@ -94,21 +113,24 @@ export function autoMicroBatch(model: CLIPModel, frozen: { vision: boolean; text
 }
 
 /**
- * `training.microBatch` and `training.gradientCheckpointing` of a run that trains through the towers: a
- * number is taken as given (capped at the batch), 'auto' is autoMicroBatch's choice for the backend.
+ * `training.microBatch`, `training.gradientCheckpointing` and `optim.stateOnHost` of a run that trains through the
+ * towers: a number is taken as given (capped at the batch), 'auto' is autoMicroBatch's choice for the backend.
  * Does not touch the model.
  */
 export function resolveMicroBatch(config: ExperimentConfig, model: CLIPModel, frozen: { vision: boolean; text: boolean }, backend: string): MicroBatchChoice {
   const batch = config.data.batchSize;
   const setting = config.training.microBatch;
   const checkpointing = config.training.gradientCheckpointing;
+  const auto = autoMicroBatch(model, frozen, { batchSize: batch, maxLength: config.data.maxLength, backend, optim: config.optim, gradientCheckpointing: checkpointing });
   if (setting !== 'auto') {
     const microBatch = Math.min(setting, batch);
     return {
       microBatch,
       gradientCheckpointing: checkpointing === true,
-      reason: microBatch < batch ? `${microBatch} rows of ${batch} (training.microBatch)` : `whole batch (${batch})`,
+      // Where the optimizer state lives is planned for the batch whatever the chunk size.
+      ...(auto.stateOnHost === undefined ? {} : { stateOnHost: auto.stateOnHost }),
+      reason: `${microBatch < batch ? `${microBatch} rows of ${batch} (training.microBatch)` : `whole batch (${batch})`}${auto.stateOnHost && config.optim.stateOnHost !== true ? "; Adam's moments in JS memory (optim.stateOnHost auto)" : ''}`,
     };
   }
-  return autoMicroBatch(model, frozen, { batchSize: batch, maxLength: config.data.maxLength, backend, optim: config.optim, gradientCheckpointing: checkpointing });
+  return auto;
 }
