@@ -86,12 +86,21 @@ ${matmulTable(profile.matmuls)}
   gradients, so every backward product is a plain 2-D one with the smaller operand packed. Batched products
   (attention) run our own WebAssembly SIMD GEMM (\`core/src/kernels/wasm-gemm.ts\`, 4×8 register tiles,
   generated with wabt by \`core/scripts/gemm-wasm.mjs\`) directly on the wasm backend's memory: tfjs' path
-  created, packed and ran one XNNPACK operator per batch entry (~0.1 ms of overhead per ~0.2 ms entry).
+  created, packed and ran one XNNPACK operator per batch entry (~0.1 ms of overhead per ~0.2 ms entry). With
+  several wasm threads in one process (Node) the GEMM splits a product's batch over worker threads of its own
+  on the same shared memory (\`core/src/platform/gemm-pool.ts\`: Atomics job records, bounded waits; tfjs'
+  binary exports no entry into its own thread pool).
   Registered kernels also fill stock wasm's gaps: Conv2DBackpropFilter, a correct MaxPoolGrad, a Slice that
   does not copy its whole input.
 - **The reference's towers fit.** \`training.microBatch: 'auto'\` splits a batch into exact GradCache-style
-  chunks (the loss still sees the whole batch) when the activations would not fit in wasm's 4 GiB, and turns
-  on gradient checkpointing when even one row would not; \`optim.stateOnHost\` keeps Adam's moments in JS memory.
+  chunks (the loss still sees the whole batch) when the activations would not fit in wasm's 4 GiB, turns on
+  gradient checkpointing when even one row would not (or when it fits several times more rows), and moves
+  Adam's moments to JS memory when they would crowd the heap (\`optim.stateOnHost\` 'auto'). Adam updates every
+  weight in place (a fused WebAssembly SIMD kernel, bit-identical to the tensor ops, which held up to 15
+  weight-sized intermediates), chunk gradients are added into their running sum in place, and the planner
+  counts the allocator's fragmentation (live tensors at most 65% of the heap; measured 74% at a step's peak).
+  tfjs-backend-wasm does not check its allocator: a tensor that does not fit was written at address 0 or off
+  the end of memory (the old \`Invalid typed array length\`); it is now an \`OutOfMemoryError\` at that allocation.
 - **Image pipeline.** Plain JPEGs decode with libjpeg-turbo into reused buffers, the resize is our bit-exact
   transcription of Pillow's resampling compiled to WebAssembly SIMD, normalisation is a lookup table, and a
   worker thread per core writes each image straight into a shared \`[N,3,224,224]\` batch buffer that the
@@ -103,10 +112,10 @@ ${matmulTable(profile.matmuls)}
 
 ## What stands in the way of more
 
-- One process with 2 wasm threads: our batched GEMM runs on the calling thread only, so at 2 threads the
-  attention products reach about half of a 2-thread plain product (rows marked 2 threads); replicas, the
-  default where they apply, run each product single-threaded at the full single-thread rate. Splitting the
-  GEMM's batch across the wasm pthreads needs an entry point into tfjs' thread pool that its binary does not export.
+- One process with 2 wasm threads: the pooled GEMM brings ViT's attention products to about a 2-thread plain
+  product, but the text tower's small ones ([96,40,64]-sized, ~20 MFLOP) lose ~0.14 ms each to waking a worker
+  (~45 µs) and uneven shares (rows marked 2 threads); replicas, the default where they apply, run every
+  product single-threaded at the full single-thread rate.
 - Where \`'auto'\` keeps one replica: a shard that would need micro-batching (the reference's ViT-base at
   batch 32 on 4 GiB of wasm), a trained batch-norm tower (each replica would normalise by its own shard's
   statistics), distillation, and the tfjs-node backend (native TensorFlow threads its own kernels).

@@ -127,6 +127,23 @@ describe('fused Adam update and in-place add', () => {
       tf.dispose([w, m, v, g, guard, head]);
     });
 
+    it(`${setup.name}: a product with the weight after an update sees the new values (wasm's XNNPACK keeps a packed copy of a weight by its tensor id)`, async () => {
+      await setup.init();
+      const [w, m, v] = tf.tidy(() => [tf.variable(tf.randomNormal([16, 8], 0, 1, 'float32', 3)), tf.variable(tf.zeros([16, 8])), tf.variable(tf.zeros([16, 8]))]);
+      const x = tf.randomNormal([4, 16], 0, 1, 'float32', 4);
+      const g = tf.randomNormal([16, 8], 0, 1, 'float32', 5);
+      for (let t = 1; t <= 3; t++) {
+        tf.matMul(x, w).dispose(); // packs w where the backend caches packed weights
+        expect(fusedAdamUpdate({ param: w, grad: g, m, v }, coefficients('decoupled', t))).toBe(true);
+        const got = tf.matMul(x, w);
+        const fresh = tf.tensor(w.dataSync().slice(), w.shape);
+        const want = tf.matMul(x, fresh);
+        expect(Array.from(got.dataSync())).toEqual(Array.from(want.dataSync()));
+        tf.dispose([got, fresh, want]);
+      }
+      tf.dispose([w, m, v, x, g]);
+    });
+
     it(`${setup.name}: addInPlace equals tf.add bit for bit and refuses shared storage`, async () => {
       await setup.init();
       for (const [i, size] of sizes.entries()) {

@@ -72,7 +72,7 @@ describe.each(SETUPS)('AdamOptimizer fused update on $name', ({ init }) => {
     }
   });
 
-  it('after the first step (which creates the moments) a step runs no kernel and leaks nothing over 20 steps', async () => {
+  it('after the first step (which creates the moments) a step runs no update kernel (on wasm one copy per weight into new storage) and leaks nothing over 20 steps', async () => {
     await init();
     const { vars, groups } = setup([300, 41, 7], 0.05, 3);
     const opt = new AdamOptimizer(groups, { kind: 'adamw' });
@@ -80,7 +80,8 @@ describe.each(SETUPS)('AdamOptimizer fused update on $name', ({ init }) => {
     const before = tf.memory().numTensors;
     const grads = gradsFor(vars, 2);
     const profile = await tf.profile(() => opt.applyGradients(grads));
-    expect(profile.kernels.map((k) => k.name)).toEqual([]);
+    // wasm: ×1 copies each weight into new storage (XNNPACK's packed-weight cache is keyed by tensor id).
+    expect(profile.kernels.map((k) => k.name)).toEqual(tf.getBackend() === 'wasm' ? vars.map(() => 'Multiply') : []);
     tf.dispose([...grads.values()]);
     for (let s = 3; s <= 22; s++) step(opt, vars, s);
     expect(tf.memory().numTensors).toBe(before);

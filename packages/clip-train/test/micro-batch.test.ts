@@ -136,10 +136,10 @@ describe("training.microBatch: 'auto'", () => {
     expect(on.microBatch).toBe(32);
   });
 
-  it("counts the optimizer update's transients: none for the fused Adam (wasm, cpu), UPDATE_TENSORS × the largest weight otherwise", () => {
+  it("counts the optimizer update's transients: the new storage of one weight for the fused Adam (wasm, cpu), UPDATE_TENSORS × the largest weight otherwise", () => {
     const emb = 4 * 30522 * 768;
-    expect(optimizerUpdateBytes({ name: 'adam' }, 'wasm', emb)).toBe(0);
-    expect(optimizerUpdateBytes({ name: 'adamw' }, 'cpu', emb)).toBe(0);
+    expect(optimizerUpdateBytes({ name: 'adam' }, 'wasm', emb)).toBe(emb);
+    expect(optimizerUpdateBytes({ name: 'adamw' }, 'cpu', emb)).toBe(emb);
     expect(optimizerUpdateBytes({ name: 'adam' }, 'webgl', emb)).toBe(UPDATE_TENSORS.adam * emb);
     expect(optimizerUpdateBytes({ name: 'adam', stateOnHost: true }, 'wasm', emb)).toBe(emb);
     expect(optimizerUpdateBytes({ name: 'sgd' }, 'wasm', emb)).toBe(UPDATE_TENSORS.sgd * emb);
@@ -154,8 +154,9 @@ describe("training.microBatch: 'auto'", () => {
     expect(fused.microBatch - tensors.microBatch).toBeLessThanOrEqual(Math.ceil((UPDATE_TENSORS.adam * emb) / perRow));
   });
 
-  it('UPDATE_TENSORS.adam bounds what the tensor path holds (tf.profile), and the fused update holds nothing', async () => {
-    await initBackend('cpu');
+  it('UPDATE_TENSORS.adam bounds what the tensor path holds (tf.profile), and the fused update at most one weight', async () => {
+    for (const backend of ['cpu', 'wasm'] as const) {
+    await initBackend(backend);
     for (const [kind, wd] of [['adam', 0.05], ['adamw', 0.05], ['adam', 0]] as const) {
       for (const fused of [false, true]) {
         const n = 4096;
@@ -167,7 +168,7 @@ describe("training.microBatch: 'auto'", () => {
         const profile = await tf.profile(() => opt.applyGradients(new Map([[v, g]])));
         // peakBytes is -Infinity when no kernel ran (nothing was allocated).
         const held = Math.max(0, profile.peakBytes - before) / (4 * n);
-        if (fused) expect(held, `${kind} wd ${wd} fused`).toBe(0);
+        if (fused) expect(held, `${backend} ${kind} wd ${wd} fused`).toBeLessThan(1.01);
         else {
           expect(held, `${kind} wd ${wd}`).toBeLessThanOrEqual(UPDATE_TENSORS.adam);
           expect(held).toBeGreaterThanOrEqual(13);
@@ -175,6 +176,7 @@ describe("training.microBatch: 'auto'", () => {
         opt.dispose();
         tf.dispose([v, g]);
       }
+    }
     }
   });
 

@@ -42,9 +42,9 @@ export interface AdamCoefficients {
   decay: number;
 }
 
-/** The tensors of one update: `param`, `m` and `v` are written; `grad` is read. */
+/** The tensors of one update: `param` gets new values (on wasm in new storage), `m` and `v` are written in place; `grad` is read. */
 export interface AdamTensors {
-  param: tf.Tensor;
+  param: tf.Variable;
   grad: tf.Tensor;
   m: tf.Tensor;
   v: tf.Tensor;
@@ -144,11 +144,23 @@ export function fusedAdamUpdate(t: AdamTensors, c: AdamCoefficients): boolean {
   const where = target();
   if (!where) return false;
   if (where.kind === 'wasm') {
-    const offsets = [t.param, t.grad, t.m, t.v].map((x) => heapOffset(where.backend, x));
+    const offsets = [t.grad, t.m, t.v].map((x) => heapOffset(where.backend, x));
     if (offsets.some((o) => o === null)) return false;
-    const [w, g, m, v] = offsets as number[];
+    const [g, m, v] = offsets as number[];
+    // tfjs-backend-wasm's XNNPACK matmul and conv keep a packed copy of a weight operand keyed by its tensor id,
+    // so a weight must never change in place (the next forward pass would use the old values): the update
+    // runs on an exact copy in new storage (×1 keeps −0 and NaN), which the variable takes; freeing the old
+    // storage drops the packed copy.
+    const next = tf.tidy(() => tf.mul(t.param, 1));
+    const w = heapOffset(where.backend, next);
+    if (w === null) {
+      next.dispose();
+      return false;
+    }
     const fn = c.l2 !== 0 ? where.mod.adam_l2 : c.decay !== 1 ? where.mod.adam_decoupled : where.mod.adam_plain;
-    fn(w as number, g as number, m as number, v as number, size, c.beta1, c.oneMinusBeta1, c.beta2, c.oneMinusBeta2, c.bc2Sqrt, c.eps, c.stepSize, c.l2, c.decay);
+    fn(w, g as number, m as number, v as number, size, c.beta1, c.oneMinusBeta1, c.beta2, c.oneMinusBeta2, c.bc2Sqrt, c.eps, c.stepSize, c.l2, c.decay);
+    t.param.assign(next);
+    next.dispose();
     return true;
   }
   const wData = cpuData(where.backend, t.param);

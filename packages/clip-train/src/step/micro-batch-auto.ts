@@ -121,7 +121,9 @@ export interface UpdateMemoryOptions {
 export function optimizerUpdateBytes(optim: UpdateMemoryOptions, backend: string, largestTrainedBytes: number): number {
   if (optim.name === 'sgd') return UPDATE_TENSORS.sgd * largestTrainedBytes;
   if (optim.stateOnHost === true) return largestTrainedBytes;
-  return FUSED_UPDATE_BACKENDS.includes(backend) ? 0 : UPDATE_TENSORS.adam * largestTrainedBytes;
+  // The fused update writes each weight's new values into new storage (wasm's XNNPACK caches packed weights
+  // by tensor id; cpu slices may view a weight's array): one weight-sized tensor at a time.
+  return FUSED_UPDATE_BACKENDS.includes(backend) ? largestTrainedBytes : UPDATE_TENSORS.adam * largestTrainedBytes;
 }
 
 /**
