@@ -365,7 +365,7 @@ if (want('frozen')) {
 }
 
 if (opt.big && want('big')) {
-  log('reference towers: one ViT-base/16 + DistilBERT-base training step, batch 32, wasm, micro-batch auto');
+  log('reference towers: three ViT-base/16 + DistilBERT-base training steps, batch 32, wasm, micro-batch auto');
   // Three steps, all timed: the first also creates Adam's moments; stepS is the median of the later ones.
   const r = await node('big-train', ['--backend', 'wasm'], 7200);
   raw.bigTrain = r;
