@@ -8,7 +8,7 @@ export * from './encoder.js';
 export * from './ops.js';
 export * from './preprocess.js';
 export * from './stats.js';
-export { fusedAdamUpdate, addInPlace, fusedUpdatesSupported, type AdamCoefficients, type AdamTensors } from './kernels/fused-update.js';
+export { fusedAdamUpdate, adamUpdateArrays, addInPlace, fusedUpdatesSupported, type AdamCoefficients, type AdamTensors } from './kernels/fused-update.js';
 export {
   SAFETENSORS_DTYPES,
   MAX_HEADER_BYTES,

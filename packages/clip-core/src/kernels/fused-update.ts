@@ -133,6 +133,37 @@ function ownedCpuArray(backend: CpuBackendLike, t: tf.Tensor): Float32Array | nu
 const f32 = Math.fround;
 
 /**
+ * One Adam/AdamW step over plain arrays: reads `w` and `grad`, updates `m` and `v` in place and writes the new
+ * weights to `out` (which may be `w`). Every value is rounded to float32 after each operation, in the order of
+ * AdamOptimizer's tensor ops, so the result is bit-identical to them on the cpu backend. The cpu fused path
+ * and HostAdamOptimizer (moments in JS memory) both run it.
+ */
+export function adamUpdateArrays(w: Float32Array, grad: Float32Array, m: Float32Array, v: Float32Array, out: Float32Array, c: AdamCoefficients): void {
+  const b1 = f32(c.beta1);
+  const c1 = f32(c.oneMinusBeta1);
+  const b2 = f32(c.beta2);
+  const c2 = f32(c.oneMinusBeta2);
+  const bc2 = f32(c.bc2Sqrt);
+  const eps = f32(c.eps);
+  const step = f32(c.stepSize);
+  const l2 = f32(c.l2);
+  const decay = f32(c.decay);
+  const useL2 = c.l2 !== 0;
+  const useDecay = !useL2 && c.decay !== 1;
+  for (let i = 0; i < w.length; i++) {
+    const wi = w[i] as number;
+    const g = useL2 ? f32((grad[i] as number) + f32(wi * l2)) : (grad[i] as number);
+    const mi = f32(f32((m[i] as number) * b1) + f32(g * c1));
+    const vi = f32(f32((v[i] as number) * b2) + f32(f32(g * g) * c2));
+    const denom = f32(f32(f32(Math.sqrt(vi)) / bc2) + eps);
+    const base = useDecay ? f32(wi * decay) : wi;
+    m[i] = mi;
+    v[i] = vi;
+    out[i] = f32(base - f32(f32(mi / denom) * step));
+  }
+}
+
+/**
  * One Adam/AdamW step for one parameter in place: `param`, `m`, `v` get their new values, bit-identical to
  * AdamOptimizer's tensor ops on the same backend. Returns false, changing nothing, when it cannot run here (a
  * backend other than wasm or cpu, non-float32 or mismatched sizes, or storage shared with another tensor); the
@@ -169,32 +200,9 @@ export function fusedAdamUpdate(t: AdamTensors, c: AdamCoefficients): boolean {
   const m = ownedCpuArray(where.backend, t.m);
   const v = ownedCpuArray(where.backend, t.v);
   if (!m || !v) return false;
-  const wOld = wData.values;
-  const gv = gData.values;
   // A new array for the weight: slices of a weight are views of its array on cpu (see the top).
   const w = new Float32Array(size);
-  const b1 = f32(c.beta1);
-  const c1 = f32(c.oneMinusBeta1);
-  const b2 = f32(c.beta2);
-  const c2 = f32(c.oneMinusBeta2);
-  const bc2 = f32(c.bc2Sqrt);
-  const eps = f32(c.eps);
-  const step = f32(c.stepSize);
-  const l2 = f32(c.l2);
-  const decay = f32(c.decay);
-  const useL2 = c.l2 !== 0;
-  const useDecay = !useL2 && c.decay !== 1;
-  for (let i = 0; i < size; i++) {
-    const wi = wOld[i] as number;
-    const grad = useL2 ? f32((gv[i] as number) + f32(wi * l2)) : (gv[i] as number);
-    const mi = f32(f32((m[i] as number) * b1) + f32(grad * c1));
-    const vi = f32(f32((v[i] as number) * b2) + f32(f32(grad * grad) * c2));
-    const denom = f32(f32(f32(Math.sqrt(vi)) / bc2) + eps);
-    const base = useDecay ? f32(wi * decay) : wi;
-    m[i] = mi;
-    v[i] = vi;
-    w[i] = f32(base - f32(f32(mi / denom) * step));
-  }
+  adamUpdateArrays(wData.values, gData.values, m, v, w, c);
   wData.values = w;
   ownArrays.add(w);
   return true;

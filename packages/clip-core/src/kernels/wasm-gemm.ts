@@ -1,7 +1,7 @@
 import { platform } from '#platform';
 import type { GemmPool } from '../platform/types.js';
 import { GEMM_MR, GEMM_WASM, GEMM_WASM_SHARED } from './gemm-wasm-bytes.js';
-import { instantiateOnBackendMemory, type WasmMemoryHost } from './wasm-module.js';
+import { backendMemory, instantiateOnBackendMemory, type WasmMemoryHost } from './wasm-module.js';
 
 /**
  * A batched f32 GEMM (WebAssembly SIMD, 4×8 register tiles; text and generator in scripts/gemm-wasm.mjs) that
@@ -165,7 +165,7 @@ export function gemmFor(host: GemmHost): ((call: GemmCall) => void) | null {
     const floats = Math.ceil(m / GEMM_MR) * GEMM_MR * k + Math.ceil(n / 8) * 8 * k + GEMM_MR * 8;
     const bytes = floats * 4 + 16;
     const worthIt = threading === 'pool-always' || (threading === 'pool' && 2 * batch * m * k * n >= MIN_POOL_FLOP);
-    const pool = worthIt && batch > 1 ? poolFor(it, (host.wasmMemory ?? host.asm?.memory) as object) : null;
+    const pool = worthIt && batch > 1 ? poolFor(it, backendMemory(host) as object) : null;
     const threads = pool ? pool.workers + 1 : 1;
     // Every block is allocated before any thread starts: malloc may grow (move nothing, but re-map) the heap.
     const scratch = Array.from({ length: threads }, (_, i) => scratchFor(it, i, bytes));

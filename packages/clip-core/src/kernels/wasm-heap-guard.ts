@@ -1,4 +1,5 @@
 import { OutOfMemoryError } from '../errors.js';
+import { backendMemory, type WasmMemoryHost } from './wasm-module.js';
 
 /**
  * tfjs-backend-wasm does not check `_malloc`'s result, and near wasm32's 4 GB limit the allocator fails in two
@@ -10,21 +11,19 @@ import { OutOfMemoryError } from '../errors.js';
  * backend's bookkeeping and every existing tensor stay intact.
  */
 
-interface MallocHost {
+interface MallocHost extends WasmMemoryHost {
   _malloc(bytes: number): number;
   _free(ptr: number): void;
   HEAPU8?: { length: number };
-  /** The threaded build's memory (its HEAPU8 view can lag a growth made on another thread). */
-  wasmMemory?: { buffer: { byteLength: number } };
-  asm?: { memory?: { buffer: { byteLength: number } } };
 }
 
 const guarded = new WeakSet<object>();
 
 const mib = (bytes: number): string => `${(bytes / 2 ** 20).toFixed(1)} MiB`;
 
+/** The heap's size now: the Memory's own (a HEAPU8 view can lag a growth made on another thread). */
 function memoryBytes(host: MallocHost): number | undefined {
-  return (host.wasmMemory ?? host.asm?.memory)?.buffer.byteLength ?? host.HEAPU8?.length;
+  return backendMemory(host)?.buffer.byteLength ?? host.HEAPU8?.length;
 }
 
 /** Install the check on `backend`'s Emscripten module (a no-op for other backends and when already installed). */

@@ -22,6 +22,11 @@ export interface WasmMemoryHost {
   asm?: { memory?: WasmMemory };
 }
 
+/** The backend's Memory object (the threaded build keeps it in `wasmMemory`, the single-threaded one exports it). */
+export function backendMemory(host: WasmMemoryHost): WasmMemory | undefined {
+  return host.wasmMemory ?? host.asm?.memory;
+}
+
 export interface BackendMemoryInstance {
   exports: Record<string, unknown>;
   /** The compiled module (workers instantiate it against the same shared memory). */
@@ -43,7 +48,7 @@ function decode(base64: string): Uint8Array {
  * callers keep the stock path.
  */
 export function instantiateOnBackendMemory(host: WasmMemoryHost, plain: string, sharedBinary: string): BackendMemoryInstance | null {
-  const memory = host.wasmMemory ?? host.asm?.memory;
+  const memory = backendMemory(host);
   if (!wasmApi || !(memory instanceof wasmApi.Memory)) return null;
   const shared = typeof SharedArrayBuffer !== 'undefined' && memory.buffer instanceof SharedArrayBuffer;
   try {

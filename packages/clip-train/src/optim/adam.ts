@@ -47,49 +47,51 @@ export class AdamOptimizer extends GroupedOptimizer {
 
   override applyGradients(grads: ReadonlyMap<tf.Variable, tf.Tensor>): void {
     this.stepCount += 1;
-    const t = this.stepCount;
-    const bc1 = 1 - this.beta1 ** t;
-    const bc2Sqrt = Math.sqrt(1 - this.beta2 ** t);
     for (const group of this.groupList) {
-      const stepSize = group.lr / bc1;
       for (const p of group.params) {
         const g = grads.get(p.variable);
         if (!g) continue;
         const slot = this.slotsOf(p) ?? this.initSlots(p, () => tf.zerosLike(p.variable));
         const slotM = slot.get('exp_avg') as tf.Variable;
         const slotV = slot.get('exp_avg_sq') as tf.Variable;
-        const wd = p.decay ? group.weightDecay : 0;
+        const c = this.coefficients(group, p.decay);
         // The tensor path below holds 13–15 weight-sized intermediates at once (measured: micro-batch-auto.ts,
-        // UPDATE_TENSORS); the fused update none. It refuses (false) a weight or moment whose
-        // storage another tensor shares, e.g. an EMA shadow made from the weight: the tensor path then gives
-        // the variable new storage and the sharer keeps its values.
-        const coefficients: AdamCoefficients = {
-          beta1: this.beta1,
-          oneMinusBeta1: 1 - this.beta1,
-          beta2: this.beta2,
-          oneMinusBeta2: 1 - this.beta2,
-          bc2Sqrt,
-          eps: this.eps,
-          stepSize,
-          l2: this.kind === 'adam' ? wd : 0,
-          decay: this.kind === 'adamw' && wd !== 0 ? 1 - group.lr * wd : 1,
-        };
-        if (this.fused && fusedAdamUpdate({ param: p.variable, grad: g, m: slotM, v: slotV }, coefficients)) continue;
+        // UPDATE_TENSORS); the fused update one (the weight's new storage). It refuses (false) a weight or
+        // moment whose storage another tensor shares, e.g. an EMA shadow made from the weight: the tensor path
+        // then gives the variable new storage and the sharer keeps its values.
+        if (this.fused && fusedAdamUpdate({ param: p.variable, grad: g, m: slotM, v: slotV }, c)) continue;
         tf.tidy(() => {
           let grad: tf.Tensor = g;
-          if (this.kind === 'adam' && wd !== 0) grad = tf.add(grad, tf.mul(p.variable, wd));
-          const m = tf.add(tf.mul(slotM, this.beta1), tf.mul(grad, 1 - this.beta1));
-          const v = tf.add(tf.mul(slotV, this.beta2), tf.mul(tf.square(grad), 1 - this.beta2));
-          const denom = tf.add(tf.div(tf.sqrt(v), bc2Sqrt), this.eps);
+          if (c.l2 !== 0) grad = tf.add(grad, tf.mul(p.variable, c.l2));
+          const m = tf.add(tf.mul(slotM, c.beta1), tf.mul(grad, c.oneMinusBeta1));
+          const v = tf.add(tf.mul(slotV, c.beta2), tf.mul(tf.square(grad), c.oneMinusBeta2));
+          const denom = tf.add(tf.div(tf.sqrt(v), c.bc2Sqrt), c.eps);
           let param: tf.Tensor = p.variable;
-          if (this.kind === 'adamw' && wd !== 0) param = tf.mul(param, 1 - group.lr * wd);
-          param = tf.sub(param, tf.mul(tf.div(m, denom), stepSize));
+          if (c.decay !== 1) param = tf.mul(param, c.decay);
+          param = tf.sub(param, tf.mul(tf.div(m, denom), c.stepSize));
           slotM.assign(m);
           slotV.assign(v);
           p.variable.assign(param);
         });
       }
     }
+  }
+
+  /** The update's coefficients for a parameter of `group` (with or without its weight decay) at the current step. */
+  protected coefficients(group: ParamGroup, decay: boolean): AdamCoefficients {
+    const t = this.stepCount;
+    const wd = decay ? group.weightDecay : 0;
+    return {
+      beta1: this.beta1,
+      oneMinusBeta1: 1 - this.beta1,
+      beta2: this.beta2,
+      oneMinusBeta2: 1 - this.beta2,
+      bc2Sqrt: Math.sqrt(1 - this.beta2 ** t),
+      eps: this.eps,
+      stepSize: group.lr / (1 - this.beta1 ** t),
+      l2: this.kind === 'adam' ? wd : 0,
+      decay: this.kind === 'adamw' && wd !== 0 ? 1 - group.lr * wd : 1,
+    };
   }
 
   override getState(): AdamState {

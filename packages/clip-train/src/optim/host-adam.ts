@@ -1,8 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { adamUpdateArrays } from '@clip-ts/core';
 import { AdamOptimizer, type AdamState } from './adam.js';
 import type { GroupState } from './optimizer.js';
-
-const f32 = Math.fround;
 
 /**
  * AdamOptimizer with its moments in JS memory (Float32Arrays) instead of backend tensors: on wasm the
@@ -19,41 +18,20 @@ export class HostAdamOptimizer extends AdamOptimizer {
 
   override applyGradients(grads: ReadonlyMap<tf.Variable, tf.Tensor>): void {
     this.stepCount += 1;
-    const t = this.stepCount;
-    const b1 = f32(this.beta1);
-    const b2 = f32(this.beta2);
-    const c1 = f32(1 - this.beta1);
-    const c2 = f32(1 - this.beta2);
-    const bc2Sqrt = f32(Math.sqrt(1 - this.beta2 ** t));
-    const eps = f32(this.eps);
     for (const group of this.groupList) {
-      const stepSize = f32(group.lr / (1 - this.beta1 ** t));
       for (const p of group.params) {
         const g = grads.get(p.variable);
         if (!g) continue;
-        const gv = g.dataSync();
-        // A copy: on the cpu backend dataSync returns the variable's own storage.
-        const w = Float32Array.from(p.variable.dataSync());
+        // Read-only views or copies (on cpu dataSync returns the storage itself); the new weights go to `out`.
+        const w = p.variable.dataSync() as Float32Array;
         let mom = this.moments.get(p.name);
         if (!mom) {
           mom = { m: new Float32Array(w.length), v: new Float32Array(w.length) };
           this.moments.set(p.name, mom);
         }
-        const { m, v } = mom;
-        const wd = f32(p.decay ? group.weightDecay : 0);
-        const l2 = this.kind === 'adam' && wd !== 0;
-        const decoupled = this.kind === 'adamw' && wd !== 0 ? f32(1 - group.lr * group.weightDecay) : 1;
-        for (let i = 0; i < w.length; i++) {
-          const grad = l2 ? f32((gv[i] as number) + f32((w[i] as number) * wd)) : (gv[i] as number);
-          const mi = f32(f32((m[i] as number) * b1) + f32(grad * c1));
-          const vi = f32(f32((v[i] as number) * b2) + f32(f32(grad * grad) * c2));
-          const denom = f32(f32(f32(Math.sqrt(vi)) / bc2Sqrt) + eps);
-          const param = decoupled === 1 ? (w[i] as number) : f32((w[i] as number) * decoupled);
-          m[i] = mi;
-          v[i] = vi;
-          w[i] = f32(param - f32(f32(mi / denom) * stepSize));
-        }
-        const next = tf.tensor(w, p.variable.shape, 'float32');
+        const out = new Float32Array(w.length);
+        adamUpdateArrays(w, g.dataSync() as Float32Array, mom.m, mom.v, out, this.coefficients(group, p.decay));
+        const next = tf.tensor(out, p.variable.shape, 'float32');
         p.variable.assign(next);
         next.dispose();
       }
